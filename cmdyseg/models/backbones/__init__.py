@@ -1,0 +1,5 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+from .inception_i3d import InceptionI3D
+from .resnet3d_encoder import ResNet3dEncoder
+
+__all__ = ['InceptionI3D', 'ResNet3dEncoder']

@@ -1,0 +1,11 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+from .base_dyconv_head import BaseDyConvHead
+from .cmdyconv_head import CMDyConvHead, DCMDyConvHead
+from .dyconv_blocks import CMDyConvBlock, DyConvBlock, GroupDyConvBlock
+from .dyconv_head import DyConvHead
+from .group_dyconv_head import GroupDyConvHead
+
+__all__ = [
+    'BaseDyConvHead', 'DyConvHead', 'GroupDyConvHead', 'CMDyConvHead',
+    'DCMDyConvHead', 'DyConvBlock', 'GroupDyConvBlock', 'CMDyConvBlock'
+]

