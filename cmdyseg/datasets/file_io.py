@@ -1,0 +1,278 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+"""Readers for the on-disk files of A2D Sentences and J-HMDB Sentences.
+
+Every reader turns a missing, unreadable or inconsistent file into a
+:class:`DataFileError` that names the file, so that the datasets can either
+stop with that message (``on_missing='error'``) or skip the file and count it
+(``on_missing='skip'``). Formats (see ``/work/shared/data/README.md``):
+
+- A2D ``a2d_annotation_with_instances/<vid>/<frame:05d>.h5`` (MATLAB v7.3,
+  read with h5py): ``instance`` (instance ids), ``reMask`` (``N x W x H``, or
+  ``W x H`` when N == 1: h5py reads MATLAB's column-major arrays with the axes
+  reversed, so every mask is transposed to ``H x W``), ``reBBox`` (4 x N) and
+  ``id`` (actor-action code per instance, tens = actor, units = action).
+- J-HMDB ``puppet_mask/<action>/<vid>/puppet_mask.mat``: ``part_mask``
+  ``H x W x T``; read with :func:`scipy.io.loadmat`, or with h5py when the file
+  is a v7.3 (HDF5) one, where the axes come reversed (``T x W x H``).
+- Videos (``.mp4``) probed with OpenCV; frame folders with 1-based names.
+"""
+import os
+import os.path as osp
+from typing import Dict, List, Sequence, Tuple
+
+import cv2
+import h5py
+import numpy as np
+import scipy.io
+
+
+class DataFileError(OSError):
+    """A data file is missing, unreadable or inconsistent.
+
+    Args:
+        path (str): The file (or folder) at fault.
+        reason (str): What is wrong with it.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f'{path}: {reason}')
+
+    def __reduce__(self):
+        # default pickling would call cls(message) and fail (DataLoader
+        # workers pickle exceptions)
+        return (type(self), (self.path, self.reason))
+
+
+def _as_int_vector(values: np.ndarray, path: str, key: str) -> List[int]:
+    """Flatten a MATLAB numeric array (any shape, often float) into ints."""
+    flat = np.asarray(values).ravel()
+    if flat.size and not np.issubdtype(flat.dtype, np.number):
+        raise DataFileError(path, f'key {key!r} is not numeric '
+                            f'(dtype {flat.dtype})')
+    if flat.size and not np.all(np.isfinite(flat)):
+        raise DataFileError(path, f'key {key!r} holds non-finite values')
+    ints = np.rint(flat).astype(np.int64)
+    if flat.size and not np.array_equal(ints, flat):
+        raise DataFileError(path, f'key {key!r} holds non-integer values '
+                            f'{flat.tolist()}')
+    return ints.tolist()
+
+
+def read_a2d_frame_index(path: str) -> Dict:
+    """Read what an A2D instance-mask file says, without its masks.
+
+    Args:
+        path (str): ``<vid>/<frame:05d>.h5``.
+
+    Returns:
+        dict: ``instance_ids`` (list[int], in file order, may repeat),
+        ``actor_actions`` (list[int], ``id`` key, empty if absent) and
+        ``num_masks`` (int, masks in ``reMask``; may exceed the number of
+        instance ids, a known glitch of the real files).
+
+    Raises:
+        DataFileError: missing file, not HDF5, or missing/odd keys.
+    """
+    if not osp.isfile(path):
+        raise DataFileError(path, 'mask file does not exist')
+    try:
+        with h5py.File(path, 'r') as f:
+            for key in ('instance', 'reMask'):
+                if key not in f:
+                    raise DataFileError(
+                        path, f'key {key!r} missing (keys: {sorted(f)})')
+            instance_ids = _as_int_vector(f['instance'][()], path, 'instance')
+            actor_actions = (
+                _as_int_vector(f['id'][()], path, 'id') if 'id' in f else [])
+            shape = f['reMask'].shape
+    except DataFileError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise DataFileError(path, f'cannot read as HDF5 ({e})') from e
+    if len(shape) == 2:
+        num_masks = 1
+    elif len(shape) == 3:
+        num_masks = shape[0]
+    else:
+        raise DataFileError(
+            path, f'reMask has shape {shape}; expected N x W x H or W x H')
+    return dict(
+        instance_ids=instance_ids,
+        actor_actions=actor_actions,
+        num_masks=int(num_masks))
+
+
+def load_a2d_instance_mask(path: str, mask_indices: Sequence[int],
+                           instance_id: int) -> np.ndarray:
+    """Load one instance's mask from an A2D ``.h5`` file.
+
+    Args:
+        path (str): The ``.h5`` file.
+        mask_indices (Sequence[int]): Rows of ``reMask`` to take (several are
+            OR-ed; the dataset chooses them, see ``duplicate_instance`` of
+            :class:`A2DSentencesDataset`).
+        instance_id (int): The instance the rows must belong to; checked
+            against the ``instance`` key so that a file changed since the
+            dataset was indexed is caught.
+
+    Returns:
+        np.ndarray: ``(H, W)`` uint8 mask with values 0/1.
+    """
+    if not osp.isfile(path):
+        raise DataFileError(path, 'mask file does not exist')
+    try:
+        with h5py.File(path, 'r') as f:
+            ids = _as_int_vector(f['instance'][()], path, 'instance')
+            masks = np.asarray(f['reMask'][()])
+    except DataFileError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise DataFileError(path, f'cannot read as HDF5 ({e})') from e
+    if masks.ndim == 2:  # one instance: W x H
+        masks = masks[None]
+    if masks.ndim != 3:
+        raise DataFileError(path, f'reMask has shape {masks.shape}')
+    masks = masks.transpose(0, 2, 1)  # N x H x W
+    if not mask_indices:
+        raise DataFileError(path, f'no mask row given for instance '
+                            f'{instance_id}')
+    for i in mask_indices:
+        if not 0 <= i < len(ids) or ids[i] != instance_id:
+            raise DataFileError(
+                path, f'row {i} is not instance {instance_id} (instance '
+                f'key: {ids}); the file changed after indexing?')
+        if i >= masks.shape[0]:
+            raise DataFileError(
+                path, f'row {i} missing: reMask holds {masks.shape[0]} '
+                'masks')
+    mask = np.zeros(masks.shape[1:], dtype=np.uint8)
+    for i in mask_indices:
+        mask |= (masks[i] > 0).astype(np.uint8)
+    return mask
+
+
+def _is_hdf5(path: str) -> bool:
+    try:
+        return h5py.is_hdf5(path)
+    except OSError:
+        return False
+
+
+def puppet_mask_shape(path: str, key: str = 'part_mask') -> Tuple[int, ...]:
+    """``(H, W, T)`` of a J-HMDB puppet mask, read without loading it."""
+    if not osp.isfile(path):
+        raise DataFileError(path, 'puppet mask file does not exist')
+    try:
+        if _is_hdf5(path):  # MATLAB v7.3: axes reversed
+            with h5py.File(path, 'r') as f:
+                if key not in f:
+                    raise DataFileError(
+                        path, f'key {key!r} missing (keys: {sorted(f)})')
+                shape = tuple(reversed(f[key].shape))
+        else:
+            found = {
+                name: shape
+                for name, shape, _ in scipy.io.whosmat(path)
+            }
+            if key not in found:
+                raise DataFileError(
+                    path, f'key {key!r} missing (keys: {sorted(found)})')
+            shape = tuple(found[key])
+    except DataFileError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError,
+            NotImplementedError) as e:
+        raise DataFileError(path, f'cannot read as .mat ({e})') from e
+    if len(shape) == 2:  # a one-frame video
+        shape = shape + (1, )
+    if len(shape) != 3:
+        raise DataFileError(path, f'{key} has shape {shape}; expected '
+                            'H x W x T')
+    return tuple(int(s) for s in shape)
+
+
+def load_puppet_mask(path: str, frame_index: int,
+                     key: str = 'part_mask') -> np.ndarray:
+    """Load frame ``frame_index`` (0-based) of a J-HMDB puppet mask.
+
+    Returns:
+        np.ndarray: ``(H, W)`` uint8 mask with values 0/1.
+    """
+    if not osp.isfile(path):
+        raise DataFileError(path, 'puppet mask file does not exist')
+    try:
+        if _is_hdf5(path):
+            with h5py.File(path, 'r') as f:
+                data = f[key]
+                if data.ndim == 2:
+                    frames = np.asarray(data[()]).T[..., None]
+                else:
+                    if not 0 <= frame_index < data.shape[0]:
+                        raise DataFileError(
+                            path, f'frame index {frame_index} out of range '
+                            f'({data.shape[0]} masks)')
+                    frames = np.asarray(data[frame_index]).T[..., None]
+                    frame_index = 0
+        else:
+            frames = scipy.io.loadmat(path, variable_names=[key])[key]
+            if frames.ndim == 2:
+                frames = frames[..., None]
+    except DataFileError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError,
+            NotImplementedError) as e:
+        raise DataFileError(path, f'cannot read {key!r} ({e})') from e
+    if frames.ndim != 3 or not 0 <= frame_index < frames.shape[2]:
+        raise DataFileError(
+            path, f'frame index {frame_index} out of range for {key} of '
+            f'shape {frames.shape}')
+    return (frames[:, :, frame_index] > 0).astype(np.uint8)
+
+
+def probe_video(path: str) -> int:
+    """Number of frames of a video file, checking that it decodes.
+
+    Raises:
+        DataFileError: missing file, not openable by OpenCV, no frame count
+            or first frame not decodable.
+    """
+    if not osp.isfile(path):
+        raise DataFileError(path, 'video file does not exist')
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            raise DataFileError(path, 'OpenCV cannot open the video')
+        num = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        ok, _ = cap.read()
+    finally:
+        cap.release()
+    if num <= 0 or not ok:
+        raise DataFileError(path, f'video does not decode (frame count '
+                            f'{num}, first frame read ok: {ok})')
+    return num
+
+
+def count_frame_files(frame_dir: str, filename_tmpl: str) -> int:
+    """Number of consecutive 1-based frame files ``filename_tmpl.format(i)``
+    in ``frame_dir``.
+
+    Raises:
+        DataFileError: missing folder, no frame 1, or a gap (frame ``n + 1``
+            missing while ``n + 2`` exists).
+    """
+    if not osp.isdir(frame_dir):
+        raise DataFileError(frame_dir, 'frame folder does not exist')
+    names = set(os.listdir(frame_dir))
+    num = 0
+    while filename_tmpl.format(num + 1) in names:
+        num += 1
+    if num == 0:
+        raise DataFileError(
+            frame_dir, f'no frame {filename_tmpl.format(1)!r} in the folder')
+    if filename_tmpl.format(num + 2) in names:
+        raise DataFileError(
+            frame_dir, f'frame {filename_tmpl.format(num + 1)!r} is missing '
+            'but later frames exist')
+    return num

@@ -1,0 +1,111 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+"""Clip sampling around the annotated frame and mask loading.
+
+Frames themselves are decoded by mmaction2's transforms, which read the keys
+that the datasets put in every sample: ``mmaction.OpenCVInit`` +
+``mmaction.OpenCVDecode`` for a video (``filename``), or
+``mmaction.RawFrameDecode`` for a folder of frames (``frame_dir``,
+``filename_tmpl``, ``offset=1`` since frame files are 1-based). Both give
+``imgs`` (list of ``(H, W, 3)`` uint8 RGB arrays), ``original_shape`` and
+``img_shape``.
+"""
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from cmdyseg.registry import TRANSFORMS
+from ..file_io import load_a2d_instance_mask, load_puppet_mask
+
+
+@TRANSFORMS.register_module()
+class SampleReferClip(BaseTransform):
+    """Choose the frames of a clip with the annotated frame in the middle.
+
+    The clip holds ``clip_len`` frames ``frame_interval`` apart; the
+    annotated frame is at position ``clip_len // 2`` (8 of 0..15 for the
+    paper's N_V = 16). Positions before the first or after the last frame
+    repeat the border frame (edge padding).
+
+    Required keys: ``frame_id`` (1-based annotated frame), ``total_frames``.
+    Added keys: ``frame_inds`` (``(clip_len,)`` int64, 0-based, what
+    mmaction2's decoders read), ``clip_len``, ``frame_interval``,
+    ``num_clips`` (1), ``key_frame_index`` (``clip_len // 2``).
+
+    Args:
+        clip_len (int): Frames per clip, N_V. Defaults to 16.
+        frame_interval (int): Temporal stride between clip frames.
+            Defaults to 1.
+    """
+
+    def __init__(self, clip_len: int = 16, frame_interval: int = 1) -> None:
+        if clip_len < 1 or frame_interval < 1:
+            raise ValueError('clip_len and frame_interval must be >= 1, got '
+                             f'{clip_len}, {frame_interval}')
+        self.clip_len = clip_len
+        self.frame_interval = frame_interval
+
+    def transform(self, results: dict) -> dict:
+        frame_id = int(results['frame_id'])
+        total = int(results['total_frames'])
+        if not 1 <= frame_id <= total:
+            raise IndexError(
+                f"annotated frame {frame_id} of video "
+                f"{results.get('video_id')!r} is outside its {total} frames")
+        key = self.clip_len // 2
+        offsets = (np.arange(self.clip_len) - key) * self.frame_interval
+        inds = np.clip(frame_id - 1 + offsets, 0, total - 1).astype(np.int64)
+        results['frame_inds'] = inds
+        results['clip_len'] = self.clip_len
+        results['frame_interval'] = self.frame_interval
+        results['num_clips'] = 1
+        results['key_frame_index'] = key
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(clip_len={self.clip_len}, '
+                f'frame_interval={self.frame_interval})')
+
+
+def _set_masks(results: dict, mask: np.ndarray) -> dict:
+    results['gt_mask'] = mask
+    results['ori_gt_mask'] = mask.copy()
+    return results
+
+
+@TRANSFORMS.register_module()
+class LoadA2DInstanceMask(BaseTransform):
+    """Load the referred instance's mask from an A2D ``.h5`` file.
+
+    Required keys: ``mask_path``, ``mask_indices`` (rows of ``reMask``,
+    chosen by :class:`A2DSentencesDataset`), ``instance_id``.
+    Added keys: ``gt_mask`` and ``ori_gt_mask``, both ``(H, W)`` uint8 0/1
+    at the original frame size (``gt_mask`` follows later resizes,
+    ``ori_gt_mask`` only flips).
+    """
+
+    def transform(self, results: dict) -> dict:
+        mask = load_a2d_instance_mask(results['mask_path'],
+                                      list(results['mask_indices']),
+                                      int(results['instance_id']))
+        return _set_masks(results, mask)
+
+
+@TRANSFORMS.register_module()
+class LoadJHMDBPuppetMask(BaseTransform):
+    """Load the annotated frame's J-HMDB puppet mask.
+
+    Required keys: ``mask_path`` (``puppet_mask.mat``), ``frame_id``
+    (1-based). Added keys: ``gt_mask``, ``ori_gt_mask`` as
+    :class:`LoadA2DInstanceMask`.
+
+    Args:
+        key (str): Variable in the ``.mat`` file. Defaults to
+            ``'part_mask'``.
+    """
+
+    def __init__(self, key: str = 'part_mask') -> None:
+        self.key = key
+
+    def transform(self, results: dict) -> dict:
+        mask = load_puppet_mask(results['mask_path'],
+                                int(results['frame_id']) - 1, self.key)
+        return _set_masks(results, mask)

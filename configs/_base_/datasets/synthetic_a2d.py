@@ -1,0 +1,60 @@
+# The synthetic dataset in the A2D layout (coloured shapes that move,
+# bounce, rotate or stand still; see cmdyseg.datasets.synthetic_a2d),
+# read by the real A2DSentencesDataset. Generate it first:
+#
+#   python tools/dataset_converters/generate_synthetic_a2d.py \
+#       data/synthetic_a2d
+#
+# Actors are the shapes and actions the motions (codes: tens = actor,
+# units = action, 1-based positions in `metainfo`); the same tuples are in
+# data/synthetic_a2d/synthetic_meta.json. Clips: 8 frames around the
+# annotated frame, resized to 64 x 64 (the tiny model's input), for training
+# on a few CPU cores.
+_base_ = ['./a2d_sentences.py']
+
+data_root = 'data/synthetic_a2d'
+clip_len = 8
+img_scale = (64, 64)  # (w, h)
+metainfo = dict(
+    actors=('circle', 'square', 'triangle'),
+    actions=('moving_left', 'moving_right', 'moving_up', 'moving_down',
+             'bouncing', 'rotating', 'standing'))
+
+# The base pipelines were built from the base clip_len / img_scale, so they
+# are rebuilt here with the values above.
+video_loading = [
+    dict(type='mmaction.OpenCVInit'),
+    dict(type='SampleReferClip', clip_len=clip_len),
+    dict(type='mmaction.OpenCVDecode'),
+]
+frame_loading = [
+    dict(type='SampleReferClip', clip_len=clip_len),
+    dict(type='mmaction.RawFrameDecode'),
+]
+train_pipeline = video_loading + [
+    dict(type='LoadA2DInstanceMask'),
+    dict(type='mmaction.Resize', scale=img_scale, keep_ratio=False),
+    dict(type='ResizeMask'),
+    # as in the base: no flip. A flip is valid here too (it mirrors the
+    # motion and swaps the left/right words together).
+    dict(type='ReferFlip', flip_ratio=0.0),
+    dict(type='PackReferSegInputs'),
+]
+test_pipeline = video_loading + [
+    dict(type='LoadA2DInstanceMask'),
+    dict(type='mmaction.Resize', scale=img_scale, keep_ratio=False),
+    dict(type='ResizeMask'),
+    dict(type='PackReferSegInputs', with_ori_mask=True),
+]
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(
+        data_root=data_root, metainfo=metainfo, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(
+        data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
+test_dataloader = val_dataloader
