@@ -10,6 +10,7 @@ projects stay reachable through their scope prefix, e.g.
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import INFERENCERS as MMENGINE_INFERENCERS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
@@ -24,13 +25,14 @@ from mmengine.registry import Registry
 
 # Where each kind of module lives. Kept in one table so that tests can
 # check that every location imports (a wheel missing one would fail there).
-# The visualizer and inferencer nodes have no cmdyseg module yet; their
-# parents (mmengine's) answer until one is added here.
 LOCATIONS = dict(
     model=['cmdyseg.models'],
     dataset=['cmdyseg.datasets'],
     transform=['cmdyseg.datasets.transforms'],
     metric=['cmdyseg.evaluation'],
+    visualizer=['cmdyseg.visualization'],
+    inferencer=['cmdyseg.apis'],
+    hook=['cmdyseg.engine'],
 )
 
 DATASETS = Registry(
@@ -60,7 +62,18 @@ METRICS = Registry(
 EVALUATOR = Registry(
     'evaluator', parent=MMENGINE_EVALUATOR, locations=LOCATIONS['metric'])
 
-VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS)
-VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS)
+VISUALIZERS = Registry(
+    'visualizer',
+    parent=MMENGINE_VISUALIZERS,
+    locations=LOCATIONS['visualizer'])
+VISBACKENDS = Registry(
+    'vis_backend',
+    parent=MMENGINE_VISBACKENDS,
+    locations=LOCATIONS['visualizer'])
 
-INFERENCERS = Registry('inferencer', parent=MMENGINE_INFERENCERS)
+INFERENCERS = Registry(
+    'inferencer',
+    parent=MMENGINE_INFERENCERS,
+    locations=LOCATIONS['inferencer'])
+
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=LOCATIONS['hook'])

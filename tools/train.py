@@ -14,7 +14,8 @@ from mmengine.runner import Runner
 
 # importing cmdyseg applies its compatibility fixes before any loading
 from cmdyseg.utils.checkpoint import check_checkpoint
-from cmdyseg.utils.runtime import set_dist_backend, set_work_dir
+from cmdyseg.utils.runtime import (destroy_dist, init_dist_without_cuda,
+                                   set_dist_backend, set_work_dir)
 
 
 def parse_args(argv=None):
@@ -116,8 +117,10 @@ def merge_args(cfg, args):
 def main(argv=None):
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    init_dist_without_cuda(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    destroy_dist()
 
 
 if __name__ == '__main__':

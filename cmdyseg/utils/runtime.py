@@ -1,5 +1,6 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
 """Config adjustments shared by tools/train.py and tools/test.py."""
+import os
 import os.path as osp
 from typing import Optional
 
@@ -17,11 +18,82 @@ def set_work_dir(cfg, config_path: str, work_dir: Optional[str]) -> None:
 def set_dist_backend(cfg) -> None:
     """Use gloo when a distributed launcher runs without CUDA: the configs
     ask for NCCL, which needs GPUs, and gloo runs the same job on CPU
-    processes (``tools/dist_train.sh CONFIG 2`` on a CPU machine)."""
+    processes (``tools/dist_train.sh CONFIG 2`` on a CPU machine).
+
+    Without CUDA the model wrapper also gets ``device_ids=None``: mmengine
+    passes ``device_ids=[LOCAL_RANK]`` to DistributedDataParallel, which
+    rejects device ids for a CPU module. A ``model_wrapper_cfg`` in the
+    config is kept, only its ``device_ids`` is set.
+    """
     if cfg.get('launcher', 'none') == 'none':
         return
     import torch
+    if torch.cuda.is_available():
+        return
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    if not torch.cuda.is_available() and \
-            dist_cfg.get('backend', 'nccl') == 'nccl':
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
         dist_cfg['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    else:
+        wrapper['device_ids'] = None
+
+
+def init_dist_without_cuda(cfg) -> None:
+    """Start the process group of a ``--launcher pytorch`` job on a machine
+    without CUDA, before the Runner is built.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device(LOCAL_RANK)``
+    first, which fails on a CPU-only torch build; the Runner skips its own
+    initialisation when the group already exists. Reads ``RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` from the environment
+    (torchrun sets them) and ``env_cfg.dist_cfg`` (backend, timeout in
+    seconds) from the config. Does nothing with CUDA, without a launcher or
+    when the group exists already. The slurm and mpi launchers need CUDA
+    (mmengine selects the device of each task); without it they raise a
+    ``RuntimeError`` naming the launcher.
+    """
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none':
+        return
+    import torch
+    import torch.distributed as torch_dist
+    if torch.cuda.is_available() or (torch_dist.is_available()
+                                     and torch_dist.is_initialized()):
+        return
+    if launcher != 'pytorch':
+        raise RuntimeError(
+            f'--launcher {launcher} needs CUDA devices; on a machine '
+            'without CUDA use --launcher pytorch (tools/dist_train.sh, '
+            'tools/dist_test.sh), which trains with gloo on CPU processes')
+    from datetime import timedelta
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    backend = dist_cfg.pop('backend', 'gloo')
+    timeout = dist_cfg.pop('timeout', None)
+    if timeout is not None:
+        dist_cfg['timeout'] = timedelta(seconds=timeout)
+    torch_dist.init_process_group(
+        backend=backend,
+        rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']),
+        **dist_cfg)
+
+
+def destroy_dist() -> None:
+    """Shut the process group down at the end of a distributed run.
+
+    Every rank waits at a barrier first, so that no rank tears down its
+    connections while another still uses them: a gloo rank that exits with
+    a live group can abort ("terminate called without an active
+    exception", SIGABRT) and take the whole torchrun job down after the
+    work is done. Does nothing when no group exists.
+    """
+    import torch.distributed as torch_dist
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

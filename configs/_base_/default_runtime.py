@@ -5,8 +5,15 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, ignore_last=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # keep the checkpoint with the best validation mIoU (the paper's main
+    # metric); 'auto' would pick the metric's first key, P@0.5, for which
+    # mmengine cannot infer a rule
     checkpoint=dict(
-        type='CheckpointHook', interval=1, save_best='auto', max_keep_ckpts=3),
+        type='CheckpointHook',
+        interval=1,
+        save_best='refer_seg/mIoU',
+        rule='greater',
+        max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     sync_buffers=dict(type='SyncBuffersHook'))
 
@@ -18,7 +25,8 @@ env_cfg = dict(
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)
 
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+visualizer = dict(
+    type='ReferSegVisualizer', vis_backends=vis_backends, name='visualizer')
 
 log_level = 'INFO'
 load_from = None

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Distributed testing with torchrun (torch.distributed.run).
+#
+#   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py arguments]
+#
+# GPUS is the number of processes on this node. For several nodes, run it
+# on every node with NNODES, NODE_RANK, MASTER_ADDR and PORT set.
+# Without CUDA the processes use the gloo backend.
+# PYTHON selects the interpreter (default: python).
+set -euo pipefail
+
+if [ "$#" -lt 3 ]; then
+    echo "usage: $0 CONFIG CHECKPOINT GPUS [test.py arguments]" >&2
+    exit 2
+fi
+
+CONFIG=$1
+CHECKPOINT=$2
+GPUS=$3
+shift 3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+PYTHON=${PYTHON:-python}
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+"$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --master_port="$PORT" \
+    --nproc_per_node="$GPUS" \
+    "$ROOT/tools/test.py" \
+    "$CONFIG" \
+    "$CHECKPOINT" \
+    --launcher pytorch \
+    "$@"
