@@ -1,0 +1,350 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+"""Segment the actor a sentence refers to in every frame of a video.
+
+The model segments the centre frame of a clip (``CMDySegmentor``). To get a
+mask for every frame ``t`` of a video, :func:`inference_model` slides a
+window over the video: frame ``t`` is segmented from the clip of
+``clip_len`` frames centred on it, frames before the first / after the last
+repeating the border frame -- exactly the clip that the dataset transform
+``SampleReferClip`` builds for an annotated frame ``t + 1`` (it is used to
+compute the indices). ``clip_len``, ``frame_interval`` and the resize come
+from the config's test pipeline.
+
+Several sentences share one video pass: the video encoder (backbone +
+neck) runs once per window and the text encoder once per sentence; only
+the head runs per (window, sentence) pair. The response map is upsampled
+to the original frame size, passed through a sigmoid and binarised with
+:func:`cmdyseg.models.segmentors.response_to_mask` and the model's
+``test_cfg`` (SPEC item 12: half of the map's maximum), as
+``CMDySegmentor.predict`` does.
+"""
+import copy
+import os
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner.checkpoint import load_checkpoint
+from mmengine.utils import ProgressBar
+
+from cmdyseg.models.segmentors import response_to_mask
+from cmdyseg.models.text_encoders.tokenizer import tokenize
+from cmdyseg.registry import MODELS, TRANSFORMS
+from cmdyseg.utils.checkpoint import check_checkpoint
+from .video import VideoInput, VideoSource
+
+ConfigType = Union[str, os.PathLike, Config]
+
+# Test-pipeline steps that read files, pick the clip, load / resize the gt
+# or pack the sample: inference does those itself (or needs none of them).
+_NOT_FRAME_STEPS = frozenset({
+    'OpenCVInit', 'OpenCVDecode', 'DecordInit', 'DecordDecode', 'PyAVInit',
+    'PyAVDecode', 'RawFrameDecode', 'SampleReferClip', 'LoadA2DInstanceMask',
+    'LoadJHMDBPuppetMask', 'ResizeMask', 'PackReferSegInputs'
+})
+# Steps applied to every frame (deterministic, whole-frame geometry, so
+# that the response map still covers the original frame).
+_FRAME_STEPS = frozenset({'Resize'})
+_FLIP_STEPS = frozenset({'ReferFlip', 'Flip'})
+
+
+def init_model(config: ConfigType,
+               checkpoint: Optional[str] = None,
+               device: str = 'cpu',
+               cfg_options: Optional[dict] = None) -> torch.nn.Module:
+    """Build a segmentor from a config and load its weights.
+
+    Args:
+        config (str | PathLike | Config): Config file path or object (it is
+            copied, not modified).
+        checkpoint (str, optional): Checkpoint path or URL, verified by
+            :func:`cmdyseg.utils.checkpoint.check_checkpoint` and loaded
+            with ``strict=True`` (a checkpoint of another model fails with
+            the missing / unexpected keys). None leaves the weights as the
+            modules initialise them (PyTorch defaults; ``init_weights`` is
+            not called, so no pretrained backbone is fetched).
+        device (str): Device to put the model on. Defaults to 'cpu'.
+        cfg_options (dict, optional): Overrides merged into the config.
+
+    Returns:
+        nn.Module: The model in eval mode, with the config as ``model.cfg``.
+    """
+    if isinstance(config, (str, os.PathLike)):
+        config = Config.fromfile(os.fspath(config))
+    elif isinstance(config, Config):
+        config = copy.deepcopy(config)
+    else:
+        raise TypeError('config must be a file path or a Config, got '
+                        f'{type(config).__name__}')
+    if cfg_options is not None:
+        config.merge_from_dict(cfg_options)
+    if config.get('model') is None:
+        raise ValueError(f'config {config.filename} has no "model" entry')
+    init_default_scope(config.get('default_scope', 'cmdyseg'))
+    model = MODELS.build(config.model)
+    if checkpoint is not None:
+        path = check_checkpoint(checkpoint)
+        load_checkpoint(model, path, map_location='cpu', strict=True)
+    model.cfg = config
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _test_pipeline(cfg: Config) -> List[dict]:
+    dataloader = cfg.get('test_dataloader') or {}
+    dataset = dataloader.get('dataset') or {}
+    pipeline = dataset.get('pipeline') or cfg.get('test_pipeline')
+    if not pipeline:
+        raise ValueError(
+            'the config has neither test_dataloader.dataset.pipeline nor '
+            'test_pipeline: cannot tell the clip length and input size')
+    return list(pipeline)
+
+
+class VideoPreprocessor:
+    """Read a video and bring its frames to the network input size, as the
+    config's test pipeline does.
+
+    From the test pipeline (``test_dataloader.dataset.pipeline``, else
+    ``test_pipeline``): ``SampleReferClip`` gives ``clip_len`` and
+    ``frame_interval``; its ``Resize`` steps (mmaction2's transform, built
+    from the config) are applied to every frame, in chunks of
+    ``chunk_size`` frames. Loading, mask and packing steps are skipped; a
+    ``ReferFlip`` must have ``flip_ratio=0``; any other step is refused (its
+    inference equivalent is unknown).
+
+    Calling it on a video returns ``dict(frames, ori_shape, img_shape, fps,
+    name)``: ``frames`` a ``(T, h, w, 3)`` uint8 RGB array at the input
+    size, ``ori_shape`` ``(H, W)`` the original frame size.
+
+    Args:
+        cfg (Config): The model's config.
+        chunk_size (int): Frames resized per call of the transforms.
+    """
+
+    def __init__(self, cfg: Config, chunk_size: int = 64):
+        clip_step = None
+        self.transforms = []
+        for step in _test_pipeline(cfg):
+            kind = str(step.get('type', '')).split('.')[-1]
+            if kind == 'SampleReferClip':
+                clip_step = step
+            elif kind in _FRAME_STEPS:
+                self.transforms.append(TRANSFORMS.build(copy.deepcopy(step)))
+            elif kind in _FLIP_STEPS:
+                if step.get('flip_ratio', 0.5) != 0:
+                    raise ValueError(
+                        f'the test pipeline flips clips at random ({step}); '
+                        'inference needs a deterministic pipeline')
+            elif kind not in _NOT_FRAME_STEPS:
+                raise ValueError(
+                    f'test pipeline step {step.get("type")!r} has no '
+                    'inference equivalent in cmdyseg.apis (supported frame '
+                    f'steps: {sorted(_FRAME_STEPS)})')
+        if clip_step is None:
+            raise ValueError('the test pipeline has no SampleReferClip step: '
+                             'cannot tell the clip length')
+        self.sampler = TRANSFORMS.build(copy.deepcopy(clip_step))
+        self.clip_len = self.sampler.clip_len
+        self.frame_interval = self.sampler.frame_interval
+        if chunk_size < 1:
+            raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+        self.chunk_size = chunk_size
+
+    def window_indices(self, t: int, num_frames: int) -> np.ndarray:
+        """0-based frame indices ``(clip_len,)`` of the clip that segments
+        frame ``t``, the same as the dataset's for annotated frame t + 1."""
+        results = self.sampler.transform(
+            dict(frame_id=t + 1, total_frames=num_frames))
+        return results['frame_inds']
+
+    def _resize(self, frames: List[np.ndarray]) -> Dict:
+        shape = frames[0].shape[:2]
+        results = dict(
+            imgs=frames,
+            img_shape=shape,
+            original_shape=shape,
+            modality='RGB')
+        for transform in self.transforms:
+            results = transform(results)
+        return results
+
+    def __call__(self,
+                 video: Union[VideoInput, VideoSource],
+                 fps: Optional[float] = None) -> Dict:
+        source = video if isinstance(video, VideoSource) else \
+            VideoSource(video, fps=fps)
+        resized: List[np.ndarray] = []
+        chunk: List[np.ndarray] = []
+        img_shape = None
+        for frame in source:
+            chunk.append(frame)
+            if len(chunk) == self.chunk_size:
+                out = self._resize(chunk)
+                resized.extend(out['imgs'])
+                img_shape = out['img_shape']
+                chunk = []
+        if chunk:
+            out = self._resize(chunk)
+            resized.extend(out['imgs'])
+            img_shape = out['img_shape']
+        frames = np.ascontiguousarray(np.stack(resized), dtype=np.uint8)
+        return dict(
+            frames=frames,
+            ori_shape=tuple(source.frame_shape),
+            img_shape=tuple(int(s) for s in img_shape),
+            fps=source.fps,
+            name=source.name)
+
+
+def check_sentences(sentences: Union[str, Sequence[str]],
+                    text_encoder: Optional[torch.nn.Module] = None
+                    ) -> List[str]:
+    """Validate referring expressions and return them as a list.
+
+    A sentence must be a str with at least one word (after the text
+    encoder's tokenisation: lower-case, punctuation removed); with a
+    ``text_encoder`` that has ``count_known_words``, at least one word must
+    also have a word vector (otherwise the encoder sees only zero vectors
+    and the mask does not depend on the sentence).
+
+    Raises:
+        TypeError: Not a str / list of str.
+        ValueError: No sentence, an empty one or one without a known word;
+            the message names the sentence and its index.
+    """
+    if isinstance(sentences, str):
+        sentences = [sentences]
+    if not isinstance(sentences, (list, tuple)):
+        raise TypeError('sentences must be a str or a list of str, got '
+                        f'{type(sentences).__name__}')
+    if not sentences:
+        raise ValueError('no sentence given')
+    for i, sentence in enumerate(sentences):
+        if not isinstance(sentence, str):
+            raise TypeError(f'sentence {i} is not a str: {sentence!r}')
+        words = text_encoder.tokenize(sentence) if hasattr(
+            text_encoder, 'tokenize') else tokenize(sentence)
+        if not words:
+            raise ValueError(f'sentence {i} is empty (no word after removing '
+                             f'punctuation): {sentence!r}')
+        if hasattr(text_encoder, 'count_known_words') and \
+                text_encoder.count_known_words(sentence) == 0:
+            raise ValueError(
+                f'sentence {i} {sentence!r} has no word known to the text '
+                f'encoder (words {words} are all out of its vocabulary)')
+    return list(sentences)
+
+
+@torch.no_grad()
+def segment_frames(model: torch.nn.Module,
+                   frames: np.ndarray,
+                   ori_shape: Sequence[int],
+                   sentences: Sequence[str],
+                   preprocessor: VideoPreprocessor,
+                   batch_size: int = 4,
+                   progress: bool = False) -> List[Dict]:
+    """Masks of every frame for every sentence (the core of
+    :func:`inference_model`).
+
+    Args:
+        model (CMDySegmentor): In eval mode; its ``data_preprocessor``,
+            ``backbone``, ``neck`` (optional), ``text_encoder``, ``head``
+            and ``test_cfg`` are used.
+        frames (np.ndarray): ``(T, h, w, 3)`` uint8 RGB at the input size.
+        ori_shape (Sequence[int]): ``(H, W)`` of the original frames.
+        sentences (Sequence[str]): S checked sentences.
+        preprocessor (VideoPreprocessor): Gives the window indices.
+        batch_size (int): Windows per video-encoder call.
+        progress (bool): Show an mmengine progress bar over the frames.
+
+    Returns:
+        list[dict]: One per sentence: ``sentence``, ``masks`` ``(T, H, W)``
+        uint8 0/1 and ``scores`` ``(T,)`` float32, the mean probability
+        inside each mask (0 for an empty mask).
+    """
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    num_frames = frames.shape[0]
+    H, W = (int(s) for s in ori_shape)
+    masks = [np.zeros((num_frames, H, W), np.uint8) for _ in sentences]
+    scores = [np.zeros(num_frames, np.float32) for _ in sentences]
+    text = model.text_encoder(list(sentences))  # (S, D_T)
+    bar = ProgressBar(num_frames) if progress else None
+    for start in range(0, num_frames, batch_size):
+        stop = min(num_frames, start + batch_size)
+        inds = np.stack([
+            preprocessor.window_indices(t, num_frames)
+            for t in range(start, stop)
+        ])  # (B, clip_len)
+        # (B, L, h, w, 3) -> (B, 3, L, h, w), as PackReferSegInputs packs
+        clips = torch.from_numpy(frames[inds]).permute(0, 4, 1, 2,
+                                                       3).contiguous()
+        inputs = model.data_preprocessor(
+            dict(inputs=clips, data_samples=None))['inputs']
+        feats = model.backbone(inputs)
+        visual = model.neck(feats) if model.neck is not None else feats[1]
+        for s in range(len(sentences)):
+            logits = model.head(visual, text[s:s + 1].expand(
+                visual.shape[0], -1))  # (B, 1, H', W')
+            prob = F.interpolate(
+                logits.float(), size=(H, W), mode='bilinear',
+                align_corners=False).sigmoid()
+            mask = response_to_mask(prob, **model.test_cfg)
+            area = mask.sum(dim=(1, 2, 3))
+            score = (prob * mask).sum(dim=(1, 2, 3)) / area.clamp(min=1)
+            masks[s][start:stop] = mask[:, 0].to(torch.uint8).cpu().numpy()
+            scores[s][start:stop] = score.cpu().numpy()
+        if bar is not None:
+            bar.update(stop - start)
+    if bar is not None:
+        bar.file.write('\n')
+        bar.file.flush()
+    return [
+        dict(sentence=sentence, masks=m, scores=sc)
+        for sentence, m, sc in zip(sentences, masks, scores)
+    ]
+
+
+def inference_model(model: torch.nn.Module,
+                    video: Union[VideoInput, VideoSource],
+                    sentences: Union[str, Sequence[str]],
+                    batch_size: int = 4,
+                    progress: bool = False,
+                    fps: Optional[float] = None) -> Union[Dict, List[Dict]]:
+    """Segment what each sentence refers to in every frame of a video.
+
+    Args:
+        model (CMDySegmentor): From :func:`init_model` (``model.cfg`` gives
+            the test pipeline).
+        video (str | PathLike | np.ndarray | list[np.ndarray] |
+            VideoSource): A video file, a folder of frames, RGB frames
+            ``(H, W, 3)`` uint8 (see :mod:`cmdyseg.apis.video`).
+        sentences (str | list[str]): The referring expression(s).
+        batch_size (int): Clip windows per video-encoder call. Defaults
+            to 4.
+        progress (bool): Show a progress bar. Defaults to False.
+        fps (float, optional): Frame rate to assume (not used by the
+            model; for callers that pass a :class:`VideoSource` it is
+            already set).
+
+    Returns:
+        dict | list[dict]: Per sentence, ``dict(sentence, masks, scores)``
+        with ``masks`` ``(T, H, W)`` uint8 0/1 at the video's frame size and
+        ``scores`` ``(T,)`` float32 (mean probability inside the mask). A
+        single dict when ``sentences`` is one str, else a list in the same
+        order.
+    """
+    if not hasattr(model, 'cfg'):
+        raise ValueError('model has no .cfg: build it with init_model')
+    single = isinstance(sentences, str)
+    sentences = check_sentences(sentences, model.text_encoder)
+    preprocessor = VideoPreprocessor(model.cfg)
+    data = preprocessor(video, fps=fps)
+    results = segment_frames(model, data['frames'], data['ori_shape'],
+                             sentences, preprocessor, batch_size, progress)
+    return results[0] if single else results

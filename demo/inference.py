@@ -1,0 +1,303 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+"""Segment what sentences refer to in every frame of a video.
+
+    python demo/inference.py VIDEO "SENTENCE" [--sentence "ANOTHER" ...] \
+        --config CONFIG --checkpoint CHECKPOINT [--device cpu] \
+        [--out DIR] [--batch-size N] [--fps FPS] [--overwrite]
+
+VIDEO is a video file or a folder of frames (image files, natural order).
+DIR (default ``demo_outputs/<video name>``) receives
+
+- ``overlay.mp4``: every frame with each sentence's mask in its colour and
+  the sentences listed top-left (OpenCV ``mp4v``);
+- ``overlay.gif``: the same, at most 320 px wide and 300 frames (frames
+  are skipped evenly on longer videos), written with Pillow;
+- ``masks/<sentence index>/<frame:05d>.png``: the binary masks (0 / 255),
+  sentence index and frame index 0-based;
+- ``summary.json``: the sentences, frame count, size, fps, per-frame mask
+  area (pixels) and score (mean probability inside the mask), and the
+  paths of the other outputs (relative to DIR).
+
+Everything is written into a temporary folder next to DIR and renamed to
+DIR at the end, so DIR is complete or absent; an existing non-empty DIR is
+replaced only with ``--overwrite``. Bad input (a missing or unreadable
+video, an empty sentence, a sentence without a known word, an unusable
+checkpoint) ends the program with status 1 and a message naming it.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import shutil
+import sys
+import tempfile
+
+import cv2
+import numpy as np
+
+from cmdyseg.apis import (VideoReadError, VideoSource, check_sentences,
+                          inference_model, init_model)
+from cmdyseg.utils.checkpoint import CheckpointError
+from cmdyseg.visualization import draw_refer_overlay, imwrite_atomic
+
+GIF_MAX_WIDTH = 320
+GIF_MAX_FRAMES = 300
+#: Show progress bars from this many frames on.
+PROGRESS_MIN_FRAMES = 50
+
+
+class DemoError(Exception):
+    """Bad input: reported as one line on stderr, exit status 1."""
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Referring video segmentation demo (cmdyseg)')
+    parser.add_argument('video', help='video file or folder of frames')
+    parser.add_argument('sentence', help='referring expression')
+    parser.add_argument(
+        '--sentence',
+        dest='more_sentences',
+        action='append',
+        default=[],
+        metavar='SENTENCE',
+        help='another referring expression (repeatable)')
+    parser.add_argument('--config', required=True, help='model config file')
+    parser.add_argument(
+        '--checkpoint', required=True, help='checkpoint path or URL')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
+    parser.add_argument(
+        '--out', help='output folder (default: demo_outputs/<video name>)')
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=4,
+        help='clip windows per video-encoder call (default 4)')
+    parser.add_argument(
+        '--fps',
+        type=float,
+        help='frame rate of the outputs (default: the video file\'s, 25 '
+        'for a folder of frames)')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace a non-empty output folder')
+    parser.add_argument(
+        '--no-progress', action='store_true', help='no progress bars')
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    if args.fps is not None and not args.fps > 0:
+        parser.error(f'--fps must be positive, got {args.fps}')
+    return args
+
+
+def default_out_dir(video: str) -> str:
+    stem = osp.splitext(osp.basename(osp.normpath(video)))[0] or 'video'
+    return osp.join('demo_outputs', stem)
+
+
+def check_out_dir(out: str, overwrite: bool) -> str:
+    out = osp.abspath(out)
+    if osp.exists(out):
+        if not osp.isdir(out):
+            raise DemoError(f'--out {out} exists and is not a folder')
+        if os.listdir(out) and not overwrite:
+            raise DemoError(f'--out {out} exists and is not empty; pass '
+                            '--overwrite to replace it')
+    return out
+
+
+def write_video(path: str, frames, fps: float, size) -> None:
+    """Write RGB frames as an mp4v video of ``size`` (W, H)."""
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'),
+                             float(fps), tuple(size))
+    if not writer.isOpened():
+        raise RuntimeError(f'OpenCV cannot open an mp4v VideoWriter for '
+                           f'{path} (is FFmpeg support built in?)')
+    try:
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+
+
+def write_gif(path: str, frames, duration_ms: float) -> None:
+    """Write RGB frames as a looping GIF with Pillow."""
+    from PIL import Image
+    images = [Image.fromarray(f) for f in frames]
+    if not images:
+        raise ValueError('no frame to write to the GIF')
+    images[0].save(
+        path,
+        save_all=True,
+        append_images=images[1:],
+        duration=max(20, int(round(duration_ms))),
+        loop=0,
+        optimize=False)
+
+
+def gif_frame(frame: np.ndarray) -> np.ndarray:
+    H, W = frame.shape[:2]
+    if W <= GIF_MAX_WIDTH:
+        return frame
+    h = max(1, int(round(H * GIF_MAX_WIDTH / W)))
+    return cv2.resize(frame, (GIF_MAX_WIDTH, h), interpolation=cv2.INTER_AREA)
+
+
+def write_outputs(tmp: str, source: VideoSource, results, fps: float,
+                  progress: bool) -> dict:
+    """Write every output into ``tmp``; return the summary's outputs."""
+    from mmengine.utils import ProgressBar
+    num_frames = results[0]['masks'].shape[0]
+    H, W = source.frame_shape
+    sentences = [r['sentence'] for r in results]
+    mask_dirs = []
+    for s in range(len(results)):
+        mask_dirs.append(osp.join('masks', str(s)))
+        os.makedirs(osp.join(tmp, mask_dirs[-1]))
+    gif_step = max(1, int(np.ceil(num_frames / GIF_MAX_FRAMES)))
+    gif_frames = []
+    bar = ProgressBar(num_frames) if progress else None
+
+    def overlays():
+        t = -1
+        for t, frame in enumerate(source):
+            if t >= num_frames:
+                raise RuntimeError(f'{source.name} decoded to more frames '
+                                   f'the second time than the first '
+                                   f'({num_frames})')
+            for s, result in enumerate(results):
+                imwrite_atomic(
+                    osp.join(tmp, mask_dirs[s], f'{t:05d}.png'),
+                    result['masks'][t] * np.uint8(255))
+            drawn = draw_refer_overlay(
+                frame, [r['masks'][t] for r in results],
+                sentences,
+                scores=[r['scores'][t] for r in results])
+            if t % gif_step == 0:
+                gif_frames.append(gif_frame(drawn))
+            if bar is not None:
+                bar.update()
+            yield drawn
+        if t + 1 != num_frames:
+            raise RuntimeError(f'{source.name} decoded to {t + 1} frames the '
+                               f'second time, {num_frames} the first')
+
+    write_video(osp.join(tmp, 'overlay.mp4'), overlays(), fps, (W, H))
+    if bar is not None:
+        bar.file.write('\n')
+    write_gif(
+        osp.join(tmp, 'overlay.gif'), gif_frames, 1000.0 * gif_step / fps)
+    return dict(
+        overlay_video='overlay.mp4',
+        gif='overlay.gif',
+        gif_frame_step=gif_step,
+        masks=mask_dirs,
+        summary='summary.json')
+
+
+def publish(tmp: str, out: str) -> None:
+    """Move the finished ``tmp`` folder to ``out`` (replacing it)."""
+    parent, name = osp.split(out)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    if not osp.exists(out):
+        os.replace(tmp, out)
+        return
+    trash = tempfile.mkdtemp(prefix=f'.{name}.old-', dir=parent)
+    os.replace(out, osp.join(trash, name))
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        os.replace(osp.join(trash, name), out)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def run(args) -> str:
+    sentences = [args.sentence] + list(args.more_sentences)
+    try:
+        check_sentences(sentences)
+    except ValueError as e:
+        raise DemoError(str(e)) from e
+    out = check_out_dir(args.out or default_out_dir(args.video),
+                        args.overwrite)
+    try:
+        source = VideoSource(args.video, fps=args.fps)
+    except (FileNotFoundError, VideoReadError) as e:
+        raise DemoError(str(e)) from e
+    if not osp.isfile(args.config):
+        raise DemoError(f'config file not found: {args.config}')
+    try:
+        model = init_model(args.config, args.checkpoint, device=args.device)
+    except CheckpointError as e:
+        raise DemoError(str(e)) from e
+    try:
+        check_sentences(sentences, model.text_encoder)
+    except ValueError as e:
+        raise DemoError(str(e)) from e
+
+    progress = False
+    if not args.no_progress:
+        count = source.frame_count_hint
+        progress = count is None or count >= PROGRESS_MIN_FRAMES
+    results = inference_model(
+        model, source, sentences, batch_size=args.batch_size,
+        progress=progress)
+
+    parent = osp.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(out)}.tmp-', dir=parent)
+    try:
+        outputs = write_outputs(tmp, source, results, source.fps, progress)
+        H, W = source.frame_shape
+        summary = dict(
+            video=osp.abspath(args.video) if isinstance(
+                args.video, str) else str(args.video),
+            config=args.config,
+            checkpoint=args.checkpoint,
+            sentences=sentences,
+            num_frames=int(results[0]['masks'].shape[0]),
+            height=int(H),
+            width=int(W),
+            fps=float(source.fps),
+            clip_len=int(_clip_len(model)),
+            frame_index_base=0,
+            per_sentence=[
+                dict(
+                    sentence=r['sentence'],
+                    mask_dir=outputs['masks'][s],
+                    area=[int(a) for a in r['masks'].sum(axis=(1, 2))],
+                    score=[round(float(x), 6) for x in r['scores']])
+                for s, r in enumerate(results)
+            ],
+            outputs=outputs)
+        with open(osp.join(tmp, 'summary.json'), 'w', encoding='utf-8') as f:
+            json.dump(summary, f, indent=2)
+        publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _clip_len(model) -> int:
+    from cmdyseg.apis import VideoPreprocessor
+    return VideoPreprocessor(model.cfg).clip_len
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        out = run(args)
+    except DemoError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    print(f'wrote {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
