@@ -47,32 +47,66 @@ which is the same sum computed ``N`` times cheaper.
 Backends (see :func:`get_cmdyconv_backend`) compute that grouped
 convolution. A backend is a function ``fn(x, mask, offset, groups)`` with
 ``x`` (B, C, H, W) already scaled by ``kt``, ``mask`` (B, M * 9, H, W),
-``offset`` None or (B, O * 18, H, W) and it returns (B, groups, H, W).
+``offset`` None or (B, O * 18, H, W) and it returns (B, groups, H, W); a
+*fused* backend takes ``(x, kt, kv, offset, groups)`` and does the scaling
+itself. Registered here:
+
+* ``'torch'`` (:mod:`.cmdyconv_torch`): pure PyTorch with a hand-written
+  backward that never builds the column buffer; the CPU default.
+* ``'torch-autograd'``: the plain autograd ``F.unfold`` / gather
+  formulation, kept as a cross-check (twice differentiable).
+* ``'mmcv'``: mmcv's compiled ``modulated_deform_conv2d`` (on CPU slower
+  than ``'torch'`` in every layout measured by
+  ``tools/analysis/benchmark_op.py``, by 7x-40x with per-channel kV; on
+  CUDA it is the fallback).
+* ``'triton'`` (:mod:`.cmdyconv_triton`, fused): one Triton kernel for the
+  forward pass and one for the backward pass; the CUDA default when
+  ``triton`` imports.
 """
 import math
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
 
+from .cmdyconv_torch import torch_cmdyconv
+
 KERNEL_SIZE = 3
 KERNEL_POINTS = KERNEL_SIZE * KERNEL_SIZE
 
-# name -> (function, availability check). Extend with
-# :func:`register_cmdyconv_backend`.
-_BACKENDS: Dict[str, Tuple[Callable, Callable[[], bool]]] = {}
-# The order in which ``'auto'`` tries the backends.
-AUTO_PRIORITY: List[str] = ['mmcv', 'torch']
+
+class _Backend(NamedTuple):
+    fn: Callable
+    is_available: Callable[[], bool]
+    # fused backends take the raw ``(x, kt, kv, offset, groups)``
+    fused: bool
+
+
+# name -> backend. Extend with :func:`register_cmdyconv_backend`.
+_BACKENDS: Dict[str, _Backend] = {}
+# The order in which ``'auto'`` tries the backends, per device type (other
+# device types use the 'cpu' list).
+AUTO_PRIORITY: Dict[str, List[str]] = {
+    'cpu': ['torch'],
+    'cuda': ['triton', 'mmcv', 'torch'],
+}
 _LOGGED = set()
 
 
 def register_cmdyconv_backend(name: str,
                               is_available: Optional[Callable[[],
                                                               bool]] = None,
-                              auto_priority: Optional[int] = None):
-    """Decorator registering ``fn(x, mask, offset, groups)`` as a backend.
+                              auto_priority: Optional[int] = None,
+                              device_types: Tuple[str, ...] = ('cpu', 'cuda'),
+                              fused: bool = False):
+    """Decorator registering a backend function.
+
+    A plain backend is ``fn(x, mask, offset, groups) -> (B, G, H, W)`` with
+    ``x`` already scaled by ``kt`` (and its channels of a group summed when
+    they share mask and offsets, see :func:`cmdyconv`); a ``fused`` one is
+    ``fn(x, kt, kv, offset, groups)`` and does everything itself.
 
     Args:
         name (str): the backend name (what ``backend=`` selects).
@@ -80,19 +114,24 @@ def register_cmdyconv_backend(name: str,
             run here (e.g. its compiled extension imports). Defaults to
             always available.
         auto_priority (int, optional): position at which to insert ``name``
-            in :data:`AUTO_PRIORITY` (the order ``'auto'`` tries). None
-            leaves ``'auto'`` unchanged unless the name is new, in which case
-            it is appended.
+            in the :data:`AUTO_PRIORITY` lists of ``device_types``. None
+            appends a new name to those lists and leaves a known one where
+            it is.
+        device_types (tuple[str]): the device types whose ``'auto'`` may
+            pick the backend.
+        fused (bool): the backend takes ``kt`` itself (see above).
     """
 
     def _register(fn):
-        _BACKENDS[name] = (fn, is_available or (lambda: True))
-        if auto_priority is not None:
-            if name in AUTO_PRIORITY:
-                AUTO_PRIORITY.remove(name)
-            AUTO_PRIORITY.insert(auto_priority, name)
-        elif name not in AUTO_PRIORITY:
-            AUTO_PRIORITY.append(name)
+        _BACKENDS[name] = _Backend(fn, is_available or (lambda: True), fused)
+        for dev in device_types:
+            order = AUTO_PRIORITY.setdefault(dev, [])
+            if auto_priority is not None:
+                if name in order:
+                    order.remove(name)
+                order.insert(auto_priority, name)
+            elif name not in order:
+                order.append(name)
         return fn
 
     return _register
@@ -100,49 +139,62 @@ def register_cmdyconv_backend(name: str,
 
 def available_cmdyconv_backends() -> List[str]:
     """Names of the registered backends that can run here."""
-    return [name for name, (_, ok) in _BACKENDS.items() if ok()]
+    return [name for name, be in _BACKENDS.items() if be.is_available()]
 
 
-def get_cmdyconv_backend(name: str = 'auto') -> Tuple[str, Callable]:
+def get_cmdyconv_backend(
+        name: str = 'auto',
+        device: Union[None, str, torch.device] = None
+) -> Tuple[str, Callable]:
     """Resolve a backend name to ``(resolved_name, function)``.
 
     The one dispatch point for the operation. ``'auto'`` picks the first
-    available backend of :data:`AUTO_PRIORITY` (mmcv's compiled op when it
-    imports, else pure PyTorch). The choice is logged once per requested
-    name through mmengine's current logger.
+    available backend of ``AUTO_PRIORITY[device type]``: on CPU the fast
+    pure-PyTorch ``'torch'`` backend (faster than mmcv's CPU kernel in every
+    layout, see ``tools/analysis/benchmark_op.py``); on CUDA the fused Triton
+    kernel when ``triton`` imports, else mmcv's compiled op, else
+    ``'torch'``. Each (device type, requested name, choice) is logged once
+    through mmengine's current logger. A config overrides the choice with
+    the heads' ``backend`` argument.
 
     Args:
         name (str): ``'auto'``, or a registered backend name
-            (``'mmcv'``, ``'torch'``, ...).
+            (``'torch'``, ``'torch-autograd'``, ``'mmcv'``, ``'triton'``).
+        device (str | torch.device, optional): where the operands live;
+            None means CPU.
 
     Raises:
         KeyError: for an unknown name.
         RuntimeError: when the named backend cannot run here.
     """
+    dev_type = torch.device(device).type if device is not None else 'cpu'
     if name == 'auto':
-        for cand in AUTO_PRIORITY:
-            if cand in _BACKENDS and _BACKENDS[cand][1]():
+        order = AUTO_PRIORITY.get(dev_type, AUTO_PRIORITY['cpu'])
+        for cand in order:
+            if cand in _BACKENDS and _BACKENDS[cand].is_available():
                 resolved = cand
                 break
         else:
-            raise RuntimeError('no CMDyConv backend is available; '
-                               f'registered: {sorted(_BACKENDS)}')
+            raise RuntimeError(
+                f'no CMDyConv backend is available for device {dev_type!r}; '
+                f'registered: {sorted(_BACKENDS)}')
     elif name not in _BACKENDS:
         raise KeyError(f'unknown CMDyConv backend {name!r}; registered: '
                        f'{sorted(_BACKENDS)} (or "auto")')
     else:
         resolved = name
-        if not _BACKENDS[name][1]():
-            hint = _MMCV_HINT if name == 'mmcv' else ''
+        if not _BACKENDS[name].is_available():
+            hint = _HINTS.get(name, '')
             raise RuntimeError(
                 f'CMDyConv backend {name!r} is not available here. {hint}')
-    if name not in _LOGGED:
-        _LOGGED.add(name)
+    key = (dev_type, name, resolved)
+    if key not in _LOGGED:
+        _LOGGED.add(key)
         print_log(
-            f'CMDyConv backend: {resolved!r} (requested {name!r}; '
-            f'available: {available_cmdyconv_backends()})',
+            f'CMDyConv backend on {dev_type}: {resolved!r} (requested '
+            f'{name!r}; available: {available_cmdyconv_backends()})',
             logger='current')
-    return resolved, _BACKENDS[resolved][0]
+    return resolved, _BACKENDS[resolved].fn
 
 
 # --------------------------------------------------------------------------
@@ -153,6 +205,13 @@ _MMCV_HINT = ('It needs mmcv installed *with* its compiled ops '
               'mmcv-lite or an mmcv built without MMCV_WITH_OPS=1 lacks '
               'them). Use backend="torch" or "auto" otherwise.')
 _MMCV_STATE = {}
+
+
+_HINTS = {
+    'mmcv': _MMCV_HINT,
+    'triton': ('It needs the `triton` package, and CUDA tensors or '
+               'TRITON_INTERPRET=1 (the slow CPU interpreter, for tests).'),
+}
 
 
 def _mmcv_available() -> bool:
@@ -180,7 +239,8 @@ def _expand_groups(t: Tensor, groups: int, target: int) -> Tensor:
     return t.reshape(b, target * k, h, w)
 
 
-@register_cmdyconv_backend('mmcv', is_available=_mmcv_available)
+@register_cmdyconv_backend(
+    'mmcv', is_available=_mmcv_available, device_types=('cuda', ))
 def _mmcv_backend(x: Tensor, mask: Tensor, offset: Optional[Tensor],
                   groups: int) -> Tensor:
     """mmcv's compiled DCNv2 with an all-ones grouped weight.
@@ -209,13 +269,19 @@ def _mmcv_backend(x: Tensor, mask: Tensor, offset: Optional[Tensor],
 
 
 # --------------------------------------------------------------------------
-# pure PyTorch backend
+# pure PyTorch backends
 # --------------------------------------------------------------------------
-@register_cmdyconv_backend('torch')
-def _torch_backend(x: Tensor, mask: Tensor, offset: Optional[Tensor],
-                   groups: int) -> Tensor:
-    """Pure PyTorch: ``F.unfold`` without offsets, one batched gather of the
-    four bilinear neighbours of all 9 window positions with offsets.
+# the fast one (cmdyconv_torch.py): no column buffer, hand-written backward
+register_cmdyconv_backend('torch')(torch_cmdyconv)
+
+
+@register_cmdyconv_backend('torch-autograd', device_types=())
+def _autograd_backend(x: Tensor, mask: Tensor, offset: Optional[Tensor],
+                      groups: int) -> Tensor:
+    """Plain autograd formulation: ``F.unfold`` without offsets, one batched
+    gather of the four bilinear neighbours of all 9 window positions with
+    offsets. Slower than ``'torch'`` and it materialises the column buffer,
+    but differentiable twice; kept as a cross-check.
 
     Memory: about ``B * C * 9 * H * W`` elements without offsets and four
     times that with offsets (kept for the backward pass).
@@ -283,6 +349,35 @@ def _deform_columns(x: Tensor, offset: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------
+# Triton backend (fused; imported on first use)
+# --------------------------------------------------------------------------
+_TRITON_STATE = {}
+
+
+def _triton_available() -> bool:
+    if 'ok' not in _TRITON_STATE:
+        try:
+            import triton  # noqa: F401
+            _TRITON_STATE['ok'] = True
+        except Exception as e:  # ImportError, or a broken install
+            _TRITON_STATE['ok'] = False
+            _TRITON_STATE['error'] = repr(e)
+    return _TRITON_STATE['ok']
+
+
+@register_cmdyconv_backend(
+    'triton',
+    is_available=_triton_available,
+    device_types=('cuda', ),
+    fused=True)
+def _triton_backend(x: Tensor, kt: Tensor, kv: Tensor,
+                    offset: Optional[Tensor], groups: int) -> Tensor:
+    """One fused Triton kernel per pass, see :mod:`.cmdyconv_triton`."""
+    from .cmdyconv_triton import triton_cmdyconv
+    return triton_cmdyconv(x, kt, kv, offset, groups)
+
+
+# --------------------------------------------------------------------------
 # the operation
 # --------------------------------------------------------------------------
 def cmdyconv(x: Tensor,
@@ -306,15 +401,19 @@ def cmdyconv(x: Tensor,
             ``(dy, dx)`` per window position as mmcv lays them out. None
             for CMDyConv (no offsets).
         groups (int): ``G``.
-        backend (str): ``'auto'`` or a name registered with
-            :func:`register_cmdyconv_backend` (``'mmcv'``, ``'torch'``).
+        backend (str): ``'auto'`` (chosen by ``x.device``, see
+            :func:`get_cmdyconv_backend`) or a name registered with
+            :func:`register_cmdyconv_backend` (``'torch'``,
+            ``'torch-autograd'``, ``'mmcv'``, ``'triton'``).
 
     Returns:
         Tensor: (B, G, H, W), :math:`\sum_i \sum_l k^T k^V F(p + l + \Delta
         l)` for each group.
     """
     _check_inputs(x, kt, kv, offset, groups)
-    _, fn = get_cmdyconv_backend(backend)
+    name, fn = get_cmdyconv_backend(backend, x.device)
+    if _BACKENDS[name].fused:
+        return fn(x, kt, kv, offset, groups)
     b, c, h, w = x.shape
     xs = x * kt.to(x.dtype).view(b, c, 1, 1)
     mg = kv.shape[1] // KERNEL_POINTS

@@ -7,7 +7,7 @@ from cmdyseg.models.layers import (available_cmdyconv_backends, cmdyconv,
                                    get_cmdyconv_backend)
 from cmdyseg.models.layers.cmdyconv import _mmcv_available
 
-BACKENDS = ['torch', 'mmcv']
+BACKENDS = ['torch', 'torch-autograd', 'mmcv']
 requires_mmcv = pytest.mark.skipif(
     not _mmcv_available(),
     reason='mmcv compiled ops (mmcv.ops.modulated_deform_conv2d) do not '
@@ -165,25 +165,30 @@ def test_torch_backend_agrees_with_mmcv_float32(c, g, per_channel, og,
     if zero_offsets:
         offset = torch.zeros_like(offset)
     results = {}
-    for backend in ('torch', 'mmcv'):
+    for backend in ('torch', 'torch-autograd', 'mmcv'):
         leaves = [t.detach().clone().requires_grad_(True)
                   for t in (x, kt, kv, offset) if t is not None]
         out = cmdyconv(*leaves[:3], leaves[3] if offset is not None else None,
                        groups=g, backend=backend)
         results[backend] = (out, _grads(out, leaves))
-    out_t, grads_t = results['torch']
     out_m, grads_m = results['mmcv']
-    torch.testing.assert_close(out_t, out_m, rtol=1e-5, atol=1e-5)
-    for name, a, e in zip(['x', 'kt', 'kv', 'offset'], grads_t, grads_m):
-        torch.testing.assert_close(
-            a, e, rtol=1e-5, atol=1e-5, msg=lambda m: f'{name}: {m}')
+    for backend in ('torch', 'torch-autograd'):
+        out_t, grads_t = results[backend]
+        torch.testing.assert_close(out_t, out_m, rtol=1e-5, atol=1e-5)
+        for name, a, e in zip(['x', 'kt', 'kv', 'offset'], grads_t,
+                              grads_m):
+            torch.testing.assert_close(
+                a, e, rtol=1e-5, atol=1e-5,
+                msg=lambda m: f'{backend} {name}: {m}')
 
 
 def test_dispatch():
     name, fn = get_cmdyconv_backend('torch')
     assert name == 'torch' and callable(fn)
+    # CPU tensors: the fast pure-PyTorch path, whatever else imports
     auto, _ = get_cmdyconv_backend('auto')
-    assert auto == ('mmcv' if _mmcv_available() else 'torch')
+    assert auto == 'torch'
+    assert get_cmdyconv_backend('auto', torch.device('cpu'))[0] == 'torch'
     with pytest.raises(KeyError, match='unknown CMDyConv backend'):
         get_cmdyconv_backend('nope')
     if not _mmcv_available():

@@ -1,0 +1,388 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+r"""Fused Triton kernels of the CMDyConv operation (the ``'triton'``
+backend, the CUDA default of ``'auto'`` when ``triton`` imports).
+
+One kernel computes the whole of eq. 11 / 12 without ``P``:
+
+.. math::
+
+    R_j(p) = \sum_{i<N} \sum_{l \in \Omega} k^T_{i,j} \, k^V_{i,j,l}(p)
+             \, F_{i,j}(p + l + \Delta l(p))
+
+-- channel scaling by :math:`k^T`, bilinear sampling at the offset window
+positions (mmcv's conventions, see :mod:`.cmdyconv`), modulation by
+:math:`k^V` and the reduction over the ``N`` channels and 9 positions of
+group ``j`` -- in one pass: a program owns one (sample ``b``, group ``j``,
+block of pixels) tile of (N, BLOCK_P) values and writes (BLOCK_P,) results.
+Nothing of size (B, C * 9, H, W) is ever written.
+
+The backward kernel recomputes the samples tile by tile and produces every
+gradient in the same pass:
+
+* ``kV``: :math:`k^T g \, F(\cdot)` per channel (stored; summed over the
+  tile's channels first when they share a mask group),
+* ``kT``: :math:`\sum_{l,p} k^V g \, F(\cdot)` (one atomic add per channel
+  and tile),
+* ``offset``: :math:`k^T k^V g \, \partial F / \partial \Delta` from the
+  derivatives of the bilinear weights (summed over the tile's channels
+  when they share the offset field),
+* ``x``: without offsets gathered (the transposed window is read from
+  shifted positions, no atomics); with offsets scattered with atomic adds
+  to the four neighbours.
+
+``float16`` / ``bfloat16`` inputs are computed in ``float32``, ``float64``
+in ``float64``. With ``TRITON_INTERPRET=1`` (set before this module is
+imported) the kernels run on CPU tensors in Triton's interpreter -- slowly,
+for the tests.
+"""
+import os
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+INTERPRET = os.environ.get('TRITON_INTERPRET', '0') == '1'
+
+
+@triton.jit
+def _plan(py, px, H, W, inside):
+    """Integer top-left neighbour, fractional parts and validity (mmcv:
+    samples outside (-1, H) x (-1, W) are zero)."""
+    y0f = tl.floor(py)
+    x0f = tl.floor(px)
+    ly = py - y0f
+    lx = px - x0f
+    valid = (py > -1) & (py < H) & (px > -1) & (px < W) & inside
+    return y0f.to(tl.int32), x0f.to(tl.int32), ly, lx, valid
+
+
+@triton.jit
+def _ok(y, x, H, W, valid):
+    return valid & (y >= 0) & (y < H) & (x >= 0) & (x < W)
+
+
+@triton.jit
+def _load_mask(kv_ptr, b, c, j, k, p, pmask, tmask, M, N, CM, HW,
+               MASK_SHARED: tl.constexpr, ACC: tl.constexpr):
+    """kV of window position ``k``: (1, BLOCK_P) when the tile's channels
+    share one mask group, else (N_PAD, BLOCK_P)."""
+    if MASK_SHARED:
+        row = (b * M + (j * N) // CM) * 9 + k
+        m = tl.load(kv_ptr + row.to(tl.int64) * HW + p, mask=pmask, other=0.)
+        m = m.to(ACC)[None, :]
+    else:
+        row = (b * M + c // CM) * 9 + k
+        m = tl.load(kv_ptr + row.to(tl.int64)[:, None] * HW + p[None, :],
+                    mask=tmask, other=0.).to(ACC)
+    return m
+
+
+@triton.jit
+def _offset_rows(b, c, j, k, OG, N, CG, OFF_SHARED: tl.constexpr):
+    """Row of ``dy`` of window position ``k`` in the (B * OG * 18) offset
+    planes: scalar when the tile shares one offset field, else
+    (N_PAD, 1)."""
+    if OFF_SHARED:
+        row = (b * OG + (j * N) // CG) * 18 + 2 * k
+    else:
+        row = ((b * OG + c // CG) * 18 + 2 * k)[:, None]
+    return row
+
+
+@triton.jit
+def _cmdyconv_fwd_kernel(x_ptr, kt_ptr, kv_ptr, off_ptr, out_ptr, C, H, W,
+                         G, N, M, CM, OG, CG,
+                         HAS_OFFSET: tl.constexpr,
+                         MASK_SHARED: tl.constexpr,
+                         OFF_SHARED: tl.constexpr, ACC: tl.constexpr,
+                         N_PAD: tl.constexpr, BLOCK_P: tl.constexpr):
+    pid_bg = tl.program_id(0)
+    pid_p = tl.program_id(1)
+    b = pid_bg // G
+    j = pid_bg % G
+    HW = H * W
+    ci = tl.arange(0, N_PAD)
+    cmask = ci < N
+    c = j * N + ci
+    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = p < HW
+    hh = p // W
+    ww = p % W
+    tmask = cmask[:, None] & pmask[None, :]
+    kt = tl.load(kt_ptr + b * C + c, mask=cmask, other=0.).to(ACC)
+    x_chan = x_ptr + (b * C + c).to(tl.int64)[:, None] * HW
+    acc = tl.zeros((N_PAD, BLOCK_P), dtype=ACC)
+    for k in tl.static_range(9):
+        ky = k // 3 - 1
+        kx = k % 3 - 1
+        m = _load_mask(kv_ptr, b, c, j, k, p, pmask, tmask, M, N, CM, HW,
+                       MASK_SHARED, ACC)
+        if HAS_OFFSET:
+            row = _offset_rows(b, c, j, k, OG, N, CG, OFF_SHARED)
+            optr = off_ptr + row.to(tl.int64) * HW + p[None, :]
+            dy = tl.load(optr, mask=tmask, other=0.).to(ACC)
+            dx = tl.load(optr + HW, mask=tmask, other=0.).to(ACC)
+            py = (hh + ky).to(ACC)[None, :] + dy
+            px = (ww + kx).to(ACC)[None, :] + dx
+            y0, x0, ly, lx, valid = _plan(py, px, H, W, tmask)
+            hy = 1 - ly
+            hx = 1 - lx
+            v00 = tl.load(x_chan + y0 * W + x0,
+                          mask=_ok(y0, x0, H, W, valid), other=0.).to(ACC)
+            v01 = tl.load(x_chan + y0 * W + x0 + 1,
+                          mask=_ok(y0, x0 + 1, H, W, valid),
+                          other=0.).to(ACC)
+            v10 = tl.load(x_chan + (y0 + 1) * W + x0,
+                          mask=_ok(y0 + 1, x0, H, W, valid),
+                          other=0.).to(ACC)
+            v11 = tl.load(x_chan + (y0 + 1) * W + x0 + 1,
+                          mask=_ok(y0 + 1, x0 + 1, H, W, valid),
+                          other=0.).to(ACC)
+            s = hy * (hx * v00 + lx * v01) + ly * (hx * v10 + lx * v11)
+        else:
+            yy = hh + ky
+            xx = ww + kx
+            inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W) & pmask
+            s = tl.load(x_chan + (yy * W + xx)[None, :],
+                        mask=cmask[:, None] & inside[None, :],
+                        other=0.).to(ACC)
+        acc += kt[:, None] * m * s
+    out = tl.sum(acc, axis=0)
+    tl.store(out_ptr + (b * G + j).to(tl.int64) * HW + p, out, mask=pmask)
+
+
+@triton.jit
+def _cmdyconv_bwd_kernel(x_ptr, kt_ptr, kv_ptr, off_ptr, gout_ptr, gx_ptr,
+                         gkt_ptr, gkv_ptr, goff_ptr, C, H, W, G, N, M, CM,
+                         OG, CG,
+                         HAS_OFFSET: tl.constexpr,
+                         MASK_SHARED: tl.constexpr,
+                         MASK_ATOMIC: tl.constexpr,
+                         OFF_SHARED: tl.constexpr, OFF_ATOMIC: tl.constexpr,
+                         ACC: tl.constexpr, N_PAD: tl.constexpr,
+                         BLOCK_P: tl.constexpr):
+    pid_bg = tl.program_id(0)
+    pid_p = tl.program_id(1)
+    b = pid_bg // G
+    j = pid_bg % G
+    HW = H * W
+    ci = tl.arange(0, N_PAD)
+    cmask = ci < N
+    c = j * N + ci
+    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = p < HW
+    hh = p // W
+    ww = p % W
+    tmask = cmask[:, None] & pmask[None, :]
+    kt = tl.load(kt_ptr + b * C + c, mask=cmask, other=0.).to(ACC)[:, None]
+    x_chan = x_ptr + (b * C + c).to(tl.int64)[:, None] * HW
+    gx_chan = gx_ptr + (b * C + c).to(tl.int64)[:, None] * HW
+    g_plane = gout_ptr + (b * G + j).to(tl.int64) * HW
+    g = tl.load(g_plane + p, mask=pmask, other=0.).to(ACC)[None, :]
+    gkt_acc = tl.zeros((N_PAD, BLOCK_P), dtype=ACC)
+    gx_acc = tl.zeros((N_PAD, BLOCK_P), dtype=ACC)
+    for k in tl.static_range(9):
+        ky = k // 3 - 1
+        kx = k % 3 - 1
+        m = _load_mask(kv_ptr, b, c, j, k, p, pmask, tmask, M, N, CM, HW,
+                       MASK_SHARED, ACC)
+        if HAS_OFFSET:
+            row = _offset_rows(b, c, j, k, OG, N, CG, OFF_SHARED)
+            optr = off_ptr + row.to(tl.int64) * HW + p[None, :]
+            dy = tl.load(optr, mask=tmask, other=0.).to(ACC)
+            dx = tl.load(optr + HW, mask=tmask, other=0.).to(ACC)
+            py = (hh + ky).to(ACC)[None, :] + dy
+            px = (ww + kx).to(ACC)[None, :] + dx
+            y0, x0, ly, lx, valid = _plan(py, px, H, W, tmask)
+            hy = 1 - ly
+            hx = 1 - lx
+            ok00 = _ok(y0, x0, H, W, valid)
+            ok01 = _ok(y0, x0 + 1, H, W, valid)
+            ok10 = _ok(y0 + 1, x0, H, W, valid)
+            ok11 = _ok(y0 + 1, x0 + 1, H, W, valid)
+            i00 = y0 * W + x0
+            v00 = tl.load(x_chan + i00, mask=ok00, other=0.).to(ACC)
+            v01 = tl.load(x_chan + i00 + 1, mask=ok01, other=0.).to(ACC)
+            v10 = tl.load(x_chan + i00 + W, mask=ok10, other=0.).to(ACC)
+            v11 = tl.load(x_chan + i00 + W + 1, mask=ok11, other=0.).to(ACC)
+            s = hy * (hx * v00 + lx * v01) + ly * (hx * v10 + lx * v11)
+            # gradient of the sample
+            a = kt * m * g
+            tl.atomic_add(gx_chan + i00, a * hy * hx, mask=ok00)
+            tl.atomic_add(gx_chan + i00 + 1, a * hy * lx, mask=ok01)
+            tl.atomic_add(gx_chan + i00 + W, a * ly * hx, mask=ok10)
+            tl.atomic_add(gx_chan + i00 + W + 1, a * ly * lx, mask=ok11)
+            vf = valid.to(ACC)
+            gdy = a * vf * (hx * (v10 - v00) + lx * (v11 - v01))
+            gdx = a * vf * (hy * (v01 - v00) + ly * (v11 - v10))
+            if OFF_SHARED:
+                gptr = goff_ptr + row.to(tl.int64) * HW + p
+                gdy1 = tl.sum(gdy, axis=0)
+                gdx1 = tl.sum(gdx, axis=0)
+                if OFF_ATOMIC:
+                    tl.atomic_add(gptr, gdy1, mask=pmask)
+                    tl.atomic_add(gptr + HW, gdx1, mask=pmask)
+                else:
+                    tl.store(gptr, gdy1, mask=pmask)
+                    tl.store(gptr + HW, gdx1, mask=pmask)
+            else:
+                gptr = goff_ptr + row.to(tl.int64) * HW + p[None, :]
+                if OFF_ATOMIC:
+                    tl.atomic_add(gptr, gdy, mask=tmask)
+                    tl.atomic_add(gptr + HW, gdx, mask=tmask)
+                else:
+                    tl.store(gptr, gdy, mask=tmask)
+                    tl.store(gptr + HW, gdx, mask=tmask)
+        else:
+            yy = hh + ky
+            xx = ww + kx
+            inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W) & pmask
+            s = tl.load(x_chan + (yy * W + xx)[None, :],
+                        mask=cmask[:, None] & inside[None, :],
+                        other=0.).to(ACC)
+            # x at p was read by the output pixel q = p - (ky, kx) through
+            # window position k: gather kV and g there
+            qy = hh - ky
+            qx = ww - kx
+            qin = (qy >= 0) & (qy < H) & (qx >= 0) & (qx < W) & pmask
+            q = qy * W + qx
+            gq = tl.load(g_plane + q, mask=qin, other=0.).to(ACC)[None, :]
+            qmask = cmask[:, None] & qin[None, :]
+            if MASK_SHARED:
+                row = (b * M + (j * N) // CM) * 9 + k
+                mq = tl.load(kv_ptr + row.to(tl.int64) * HW + q, mask=qin,
+                             other=0.).to(ACC)[None, :]
+            else:
+                row = (b * M + c // CM) * 9 + k
+                mq = tl.load(kv_ptr + row.to(tl.int64)[:, None] * HW +
+                             q[None, :], mask=qmask, other=0.).to(ACC)
+            gx_acc += kt * mq * gq
+        # kV and kT gradients (both need the sample at p)
+        gm = kt * g * s
+        if MASK_SHARED:
+            row = (b * M + (j * N) // CM) * 9 + k
+            gptr = gkv_ptr + row.to(tl.int64) * HW + p
+            gm1 = tl.sum(gm, axis=0)
+            if MASK_ATOMIC:
+                tl.atomic_add(gptr, gm1, mask=pmask)
+            else:
+                tl.store(gptr, gm1, mask=pmask)
+        else:
+            row = (b * M + c // CM) * 9 + k
+            gptr = gkv_ptr + row.to(tl.int64)[:, None] * HW + p[None, :]
+            if MASK_ATOMIC:
+                tl.atomic_add(gptr, gm, mask=tmask)
+            else:
+                tl.store(gptr, gm, mask=tmask)
+        gkt_acc += m * g * s
+    if not HAS_OFFSET:
+        tl.store(gx_chan + p[None, :], gx_acc, mask=tmask)
+    tl.atomic_add(gkt_ptr + b * C + c, tl.sum(gkt_acc, axis=1), mask=cmask)
+
+
+def _meta(x: Tensor, kv: Tensor, offset, groups: int) -> dict:
+    b, c, h, w = x.shape
+    n = c // groups
+    mg = kv.shape[1] // 9
+    cm = c // mg
+    og = offset.shape[1] // 18 if offset is not None else 1
+    cg = c // og
+    n_pad = triton.next_power_of_2(n)
+    mask_shared = cm % n == 0
+    off_shared = cg % n == 0
+    return dict(
+        dims=(c, h, w, groups, n, mg, cm, og, cg),
+        HAS_OFFSET=offset is not None,
+        MASK_SHARED=mask_shared,
+        # several programs (or channels of one tile) add to one kV row
+        MASK_ATOMIC=(cm > n) if mask_shared else (cm > 1),
+        OFF_SHARED=off_shared,
+        OFF_ATOMIC=(cg > n) if off_shared else (cg > 1),
+        N_PAD=n_pad,
+        # (N_PAD, BLOCK_P) tiles of ~1024 values keep registers unspilled
+        BLOCK_P=max(16, min(256, 1024 // n_pad)),
+    )
+
+
+_ACC = {
+    torch.float64: tl.float64,
+}
+
+
+class _TritonCMDyConv(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x, kt, kv, offset, groups):
+        meta = _meta(x, kv, offset, groups)
+        b, _, h, w = x.shape
+        acc = _ACC.get(x.dtype, tl.float32)
+        out = x.new_empty(b, groups, h, w)
+        grid = (b * groups, triton.cdiv(h * w, meta['BLOCK_P']))
+        off_arg = offset if offset is not None else x
+        _cmdyconv_fwd_kernel[grid](
+            x, kt, kv, off_arg, out, *meta['dims'],
+            HAS_OFFSET=meta['HAS_OFFSET'],
+            MASK_SHARED=meta['MASK_SHARED'],
+            OFF_SHARED=meta['OFF_SHARED'],
+            ACC=acc,
+            N_PAD=meta['N_PAD'],
+            BLOCK_P=meta['BLOCK_P'])
+        ctx.save_for_backward(x, kt, kv, offset)
+        ctx.groups = groups
+        return out
+
+    @staticmethod
+    def backward(ctx, gout):
+        x, kt, kv, offset = ctx.saved_tensors
+        groups = ctx.groups
+        meta = _meta(x, kv, offset, groups)
+        b, _, h, w = x.shape
+        acc = _ACC.get(x.dtype, tl.float32)
+        gout = gout.contiguous().to(x.dtype)
+        gx = torch.zeros_like(x)
+        gkt = torch.zeros_like(kt)
+        gkv = torch.zeros_like(kv)
+        goff = torch.zeros_like(offset) if offset is not None else None
+        grid = (b * groups, triton.cdiv(h * w, meta['BLOCK_P']))
+        _cmdyconv_bwd_kernel[grid](
+            x, kt, kv, offset if offset is not None else x, gout, gx, gkt,
+            gkv, goff if goff is not None else gx, *meta['dims'],
+            HAS_OFFSET=meta['HAS_OFFSET'],
+            MASK_SHARED=meta['MASK_SHARED'],
+            MASK_ATOMIC=meta['MASK_ATOMIC'],
+            OFF_SHARED=meta['OFF_SHARED'],
+            OFF_ATOMIC=meta['OFF_ATOMIC'],
+            ACC=acc,
+            N_PAD=meta['N_PAD'],
+            BLOCK_P=meta['BLOCK_P'])
+        return gx, gkt, gkv, goff, None
+
+
+def triton_cmdyconv(x: Tensor, kt: Tensor, kv: Tensor,
+                    offset, groups: int) -> Tensor:
+    """Fused CMDyConv (eq. 11 / 12 without ``P``).
+
+    Args:
+        x (Tensor): (B, C, H, W) visual features.
+        kt (Tensor): (B, C) text kernel.
+        kv (Tensor): (B, M * 9, H, W), ``M`` dividing ``C``.
+        offset (Tensor | None): (B, OG * 18, H, W), ``OG`` dividing ``C``.
+        groups (int): G.
+
+    Returns:
+        Tensor: (B, G, H, W) in the dtype of ``x``.
+    """
+    if x.device.type != 'cuda' and not INTERPRET:
+        raise RuntimeError(
+            'CMDyConv backend "triton" needs CUDA tensors (got '
+            f'{x.device}); set TRITON_INTERPRET=1 before importing '
+            'cmdyseg.models.layers.cmdyconv_triton to run its interpreter')
+    dtype = x.dtype
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    args = [
+        t.to(compute).contiguous() if t is not None else None
+        for t in (x, kt, kv, offset)
+    ]
+    out = _TritonCMDyConv.apply(*args, groups)
+    return out.to(dtype)

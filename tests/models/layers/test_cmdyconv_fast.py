@@ -1,0 +1,254 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+"""The fast CMDyConv backends ('torch', 'triton') against eq. 11 / 12
+written out with loops, and the device-aware dispatch.
+
+The Triton kernels run in Triton's CPU interpreter here (TRITON_INTERPRET=1
+is set below, before the kernels are imported, unless CUDA is present);
+those tests are skipped when ``triton`` is not installed.
+"""
+import importlib
+import importlib.util
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+from cmdyseg.models.layers import (AUTO_PRIORITY, available_cmdyconv_backends,
+                                   cmdyconv, get_cmdyconv_backend)
+
+# the module (the package attribute of that name is the function)
+cmdyconv_module = importlib.import_module('cmdyseg.models.layers.cmdyconv')
+
+# the written-out reference and input helpers of test_cmdyconv.py
+_spec = importlib.util.spec_from_file_location(
+    '_cmdyconv_oracle', osp.join(osp.dirname(__file__), 'test_cmdyconv.py'))
+_oracle = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_oracle)
+
+_inputs = _oracle._inputs
+reference_cmdyconv = _oracle.reference_cmdyconv
+
+
+def _grads(out, tensors, seed=1):
+    """Gradients for one random output gradient, drawn in float64 so that
+    every dtype gets the same one."""
+    gen = torch.Generator().manual_seed(seed)
+    gout = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    return torch.autograd.grad(out, tensors, gout.to(out))
+
+
+HAS_TRITON = importlib.util.find_spec('triton') is not None
+if HAS_TRITON and not torch.cuda.is_available():
+    os.environ.setdefault('TRITON_INTERPRET', '1')
+requires_triton = pytest.mark.skipif(
+    not HAS_TRITON,
+    reason='triton is not installed (pip install -r requirements/tests.txt)')
+TRITON_DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
+
+# (C, G, mask groups M, offset groups O); 'C' / 'G' stand for C and G
+LAYOUTS = [
+    (16, 4, 'C', 0),
+    (16, 4, 'G', 0),
+    (16, 4, 'C', 1),
+    (16, 4, 'C', 'G'),
+    (16, 4, 'G', 1),
+    (16, 4, 'G', 'G'),
+    (16, 4, 2, 1),  # mask groups spanning two groups (atomics in triton)
+    (16, 4, 8, 'G'),  # two mask groups per group
+    (16, 2, 'C', 'C'),  # one offset field per channel
+    (12, 4, 'C', 2),  # N = 3: padded channel tile in triton
+]
+
+
+def _layout(c, g, mg, og):
+    sizes = {'C': c, 'G': g}
+    return sizes.get(mg, mg), sizes.get(og, og)
+
+
+def _leaves(x, kt, kv, offset, dtype=None, device='cpu'):
+    out = []
+    for t in (x, kt, kv, offset):
+        if t is None:
+            out.append(None)
+            continue
+        t = t.detach().to(device)
+        if dtype is not None:
+            t = t.to(dtype)
+        out.append(t.requires_grad_(True))
+    return out
+
+
+def _check_against_reference(backend, c, g, mg, og, dtype, tol, h=6, w=7,
+                             device='cpu', zero_offsets=False):
+    mgn, ogn = _layout(c, g, mg, og)
+    x, kt, kv, offset = _inputs(2, c, g, h, w, mgn, ogn, torch.float64, 11)
+    if zero_offsets:
+        offset = torch.zeros_like(offset)
+    ref_in = _leaves(x, kt, kv, offset)
+    got_in = _leaves(x, kt, kv, offset, dtype, device)
+    out = cmdyconv(*got_in, groups=g, backend=backend)
+    assert out.shape == (2, g, h, w) and out.dtype == dtype
+    ref = reference_cmdyconv(*ref_in, g)
+    torch.testing.assert_close(out.double().cpu(), ref, **tol)
+    leaves = [t for t in got_in if t is not None]
+    grads = _grads(out, leaves)
+    ref_grads = _grads(ref, [t for t in ref_in if t is not None])
+    for name, a, e in zip(['x', 'kt', 'kv', 'offset'], grads, ref_grads):
+        assert a.dtype == dtype, name
+        assert e.abs().max() > 0, name
+        torch.testing.assert_close(
+            a.double().cpu(), e, **tol, msg=lambda m: f'{name}: {m}')
+
+
+@pytest.mark.parametrize('c,g,mg,og', LAYOUTS)
+def test_torch_backend_float64(c, g, mg, og):
+    _check_against_reference('torch', c, g, mg, og, torch.float64,
+                             dict(rtol=1e-9, atol=1e-10))
+
+
+@pytest.mark.parametrize('backend', ['torch', 'torch-autograd', 'mmcv'])
+@pytest.mark.parametrize('c,g,mg,og', LAYOUTS[:4])
+def test_float32_agrees_with_reference(backend, c, g, mg, og):
+    """The acceptance tolerance: 1e-5 in float32, forward and backward,
+    random offsets."""
+    if backend not in available_cmdyconv_backends():
+        pytest.skip(f'backend {backend!r} not available here')
+    _check_against_reference(backend, c, g, mg, og, torch.float32,
+                             dict(rtol=1e-5, atol=1e-5))
+
+
+def test_torch_backend_expanded_output_gradient():
+    """``out.sum().backward()`` hands the op an expanded (stride 0)
+    gradient."""
+    x, kt, kv, offset = _leaves(*_inputs(2, 16, 4, 6, 6, 16, 1,
+                                         torch.float64, 2))
+    for off in (offset, None):
+        cmdyconv(x, kt, kv, off, 4, backend='torch').sum().backward()
+        ref = [t.grad.clone() for t in (x, kt, kv)]
+        for t in (x, kt, kv):
+            t.grad = None
+        reference_cmdyconv(x, kt, kv, off, 4).sum().backward()
+        for a, t in zip(ref, (x, kt, kv)):
+            torch.testing.assert_close(a, t.grad)
+            t.grad = None
+        if off is not None:
+            off.grad = None
+
+
+def test_torch_backend_keeps_no_column_buffer():
+    """Autograd keeps the inputs (and x as four-neighbour quads), never a
+    (B, C * 9, H, W) tensor of samples."""
+    b, c, g, h, w = 2, 32, 8, 12, 12
+    x, kt, kv, offset = _leaves(*_inputs(b, c, g, h, w, c, 1,
+                                         torch.float32, 4))
+    for off in (None, offset):
+        out = cmdyconv(x, kt, kv, off, g, backend='torch')
+        node = out.grad_fn
+        while node is not None and 'CMDyConv' not in type(node).__name__:
+            node = node.next_functions[0][0]
+        assert node is not None
+        saved = [t for t in node.saved_tensors if t.numel() != kv.numel()]
+        padded = (h + 2) * (w + 2) * b * c
+        # x padded (no offsets) or its quads (offsets) + the sampling plan
+        budget = padded if off is None else 4 * padded + 4 * 9 * b * h * w
+        assert sum(t.numel() for t in saved) <= budget
+        assert all(t.numel() < 9 * b * c * h * w for t in saved)
+
+
+def test_torch_backend_gradcheck():
+    x, kt, kv, offset = _leaves(*_inputs(1, 4, 2, 4, 5, 2, 2,
+                                         torch.float64, 8))
+    assert torch.autograd.gradcheck(
+        lambda *a: cmdyconv(*a, groups=2, backend='torch'),
+        (x, kt, kv, offset))
+    assert torch.autograd.gradcheck(
+        lambda *a: cmdyconv(*a, None, groups=2, backend='torch'),
+        (x, kt, kv))
+
+
+# --------------------------------------------------------------------------
+# Triton (interpreter mode on CPU: keep these few and small)
+# --------------------------------------------------------------------------
+@requires_triton
+@pytest.mark.parametrize('c,g,mg,og', [
+    (16, 4, 'C', 1),
+    (16, 4, 'G', 0),
+    (16, 4, 2, 'G'),
+    (12, 4, 'C', 'C'),
+])
+def test_triton_float32_agrees_with_reference(c, g, mg, og):
+    _check_against_reference(
+        'triton', c, g, mg, og, torch.float32, dict(rtol=1e-5, atol=1e-5),
+        h=4, w=5, device=TRITON_DEVICE)
+
+
+@requires_triton
+def test_triton_float64_and_zero_offsets():
+    """float64 to 1e-9, and zero offsets (every sample on a pixel, the
+    border ones at exactly -1) matching the mmcv convention of the
+    'torch-autograd' backend."""
+    _check_against_reference(
+        'triton', 8, 2, 'C', 1, torch.float64, dict(rtol=1e-9, atol=1e-10),
+        h=4, w=5, device=TRITON_DEVICE)
+    x, kt, kv, offset = _inputs(1, 8, 2, 4, 5, 8, 1, torch.float32, 3)
+    offset = torch.zeros_like(offset)
+    results = []
+    for backend, dev in (('triton', TRITON_DEVICE), ('torch-autograd',
+                                                     'cpu')):
+        leaves = _leaves(x, kt, kv, offset, device=dev)
+        out = cmdyconv(*leaves, groups=2, backend=backend)
+        results.append([out.cpu()] + [t.cpu() for t in _grads(out, leaves)])
+    for a, e in zip(*results):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# dispatch
+# --------------------------------------------------------------------------
+def test_auto_dispatch_by_device():
+    assert get_cmdyconv_backend('auto', 'cpu')[0] == 'torch'
+    cuda_choice = get_cmdyconv_backend('auto', 'cuda')[0]
+    expected = next(n for n in AUTO_PRIORITY['cuda']
+                    if n in available_cmdyconv_backends())
+    assert cuda_choice == expected
+    if HAS_TRITON:
+        assert cuda_choice == 'triton'
+    # an explicit name (the heads' ``backend`` config argument) wins
+    assert get_cmdyconv_backend('torch-autograd', 'cuda')[0] == \
+        'torch-autograd'
+
+
+def test_dispatch_logs_once_per_device_and_choice(monkeypatch):
+    logged = []
+    monkeypatch.setattr(cmdyconv_module, 'print_log',
+                        lambda msg, logger=None: logged.append(msg))
+    monkeypatch.setattr(cmdyconv_module, '_LOGGED', set())
+    for _ in range(3):
+        get_cmdyconv_backend('auto', 'cpu')
+        get_cmdyconv_backend('auto', torch.device('cpu'))
+    assert len(logged) == 1 and "'torch'" in logged[0]
+    get_cmdyconv_backend('auto', 'cuda')
+    assert len(logged) == 2 and 'cuda' in logged[1]
+
+
+def test_register_backend_per_device(monkeypatch):
+    monkeypatch.setattr(cmdyconv_module, '_BACKENDS',
+                        dict(cmdyconv_module._BACKENDS))
+    monkeypatch.setattr(cmdyconv_module, 'AUTO_PRIORITY',
+                        {k: list(v)
+                         for k, v in AUTO_PRIORITY.items()})
+    calls = []
+
+    @cmdyconv_module.register_cmdyconv_backend(
+        'dummy', auto_priority=0, device_types=('cpu', ))
+    def _dummy(x, mask, offset, groups):
+        calls.append(groups)
+        return x.new_zeros(x.shape[0], groups, *x.shape[2:])
+
+    assert cmdyconv_module.AUTO_PRIORITY['cpu'][0] == 'dummy'
+    assert 'dummy' not in cmdyconv_module.AUTO_PRIORITY['cuda']
+    x, kt, kv, _ = _inputs(1, 8, 2, 4, 4, 8, 0, torch.float32)
+    monkeypatch.setattr(cmdyconv_module, '_LOGGED', set())
+    out = cmdyconv_module.cmdyconv(x, kt, kv, None, 2)
+    assert calls == [2] and out.abs().sum() == 0
