@@ -16,7 +16,7 @@ from cmdyseg.utils import register_all_modules
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'cmdyconv', '*.py')))
 TINY = osp.join(REPO, 'configs', 'cmdyconv',
-                'dcmdyconv-temporal_i3d-r18_1xb8-20e_synthetic-a2d-8x64x64.py')
+                'dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py')
 
 register_all_modules(init_default_scope=False)
 

@@ -10,14 +10,14 @@ CHECKPOINT is a path or URL; a ``-<sha256 prefix>.pth`` name is verified.
 DumpResults; ``--dump x.json`` saves the predicted masks as RLE JSON.
 """
 import argparse
-import os
 
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 from mmengine.runner import Runner
 
 # importing cmdyseg applies its compatibility fixes before any loading
 from cmdyseg.utils.checkpoint import check_checkpoint
-from cmdyseg.utils.runtime import (destroy_dist, init_dist_without_cuda,
+from cmdyseg.utils.runtime import (add_launch_args, destroy_dist,
+                                   init_dist_without_cuda, parse_launch_args,
                                    set_dist_backend, set_work_dir)
 
 
@@ -34,17 +34,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--show-dir', help='write mask overlays of every test sample here '
         '(relative paths go under the work dir)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config entries, e.g. test_dataloader.batch_size=2')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launch_args(parser, 'test_dataloader.batch_size=2')
+    return parse_launch_args(parser, argv)
 
 
 def _evaluators(cfg_evaluator):

@@ -6,15 +6,15 @@
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
-import os
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 # importing cmdyseg applies its compatibility fixes before any loading
 from cmdyseg.utils.checkpoint import check_checkpoint
-from cmdyseg.utils.runtime import (destroy_dist, init_dist_without_cuda,
+from cmdyseg.utils.runtime import (add_launch_args, destroy_dist,
+                                   init_dist_without_cuda, parse_launch_args,
                                    set_dist_backend, set_work_dir)
 
 
@@ -45,19 +45,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--deterministic', action='store_true',
         help='deterministic algorithms (slower)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config entries, e.g. train_cfg.max_epochs=2')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    # torchrun passes LOCAL_RANK in the environment; older launchers pass
-    # --local_rank / --local-rank
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launch_args(parser, 'train_cfg.max_epochs=2')
+    return parse_launch_args(parser, argv)
 
 
 def merge_args(cfg, args):

@@ -1,8 +1,35 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
-"""Config adjustments shared by tools/train.py and tools/test.py."""
+"""Command-line and config handling shared by tools/train.py and
+tools/test.py."""
+import argparse
 import os
 import os.path as osp
 from typing import Optional
+
+from mmengine.config import DictAction
+
+
+def add_launch_args(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--cfg-options``, ``--launcher`` and ``--local-rank``, as every
+    OpenMMLab tool has them."""
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help=f'override config entries, e.g. {example}')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    # torchrun passes LOCAL_RANK in the environment; older launchers pass
+    # --local_rank / --local-rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_launch_args(parser: argparse.ArgumentParser, argv=None):
+    """Parse, and export ``LOCAL_RANK`` when the launcher passed it as an
+    argument."""
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def set_work_dir(cfg, config_path: str, work_dir: Optional[str]) -> None:

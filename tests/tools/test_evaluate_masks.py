@@ -1,0 +1,128 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+"""tools/analysis/evaluate_masks.py and tools/model_converters/
+publish_model.py on a tiny generated A2D-format dataset."""
+import importlib.util
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from pycocotools import mask as mask_utils
+
+from cmdyseg.datasets.file_io import load_a2d_instance_mask
+from cmdyseg.utils.checkpoint import CheckpointError, check_checkpoint
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(
+    ROOT, 'configs', 'cmdyconv',
+    'dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py')
+
+
+def _load_tool(rel_path, name):
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(ROOT, *rel_path.split('/')))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+evaluate_masks = _load_tool('tools/analysis/evaluate_masks.py',
+                            'cmdyseg_tools_evaluate_masks')
+publish_model = _load_tool('tools/model_converters/publish_model.py',
+                           'cmdyseg_tools_publish_model')
+
+
+@pytest.fixture(scope='module')
+def cfg(tmp_path_factory):
+    from cmdyseg.datasets.synthetic_a2d import generate_synthetic_a2d
+    root = str(tmp_path_factory.mktemp('synthetic_a2d'))
+    generate_synthetic_a2d(
+        root, seed=1, num_train=1, num_test=4, num_frames=12, height=48,
+        width=64, overwrite=True)
+    cfg = Config.fromfile(CONFIG)
+    cfg.test_dataloader.dataset.data_root = root
+    return cfg
+
+
+def _test_set(cfg):
+    from mmengine.registry import init_default_scope
+
+    from cmdyseg.registry import DATASETS
+    init_default_scope('cmdyseg')
+    ds_cfg = cfg.test_dataloader.dataset.copy()
+    ds_cfg.pipeline = []
+    return DATASETS.build(ds_cfg)
+
+
+def test_empty_union_and_perfect_predictions(cfg, tmp_path):
+    dataset = _test_set(cfg)
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    # an instance has several sentences: the key must tell them apart
+    keys = {(i['video_id'], i['frame_id'], i['instance_id']) for i in infos}
+    assert len(keys) < len(infos)
+
+    empty = evaluate_masks.evaluate(cfg, 'empty', by_cue=True)
+    assert empty['all']['all/mIoU'] == 0
+    assert empty['all']['num_samples'] == len(infos)
+    cues = {c for c in empty if c != 'all'}
+    assert cues and cues <= {'none', 'position', 'motion'}
+    assert sum(empty[c]['num_samples'] for c in cues) == len(infos)
+
+    # perfect predictions, except that the sentence-level key matters: the
+    # first sentence of every (frame, instance) gets an empty mask
+    entries, seen, expected = [], set(), []
+    for info in infos:
+        gt = load_a2d_instance_mask(info['mask_path'],
+                                    list(info['mask_indices']),
+                                    int(info['instance_id']))
+        key = (info['video_id'], info['frame_id'], info['instance_id'])
+        pred = gt if key in seen else np.zeros_like(gt)
+        expected.append(100.0 if key in seen else 0.0)
+        seen.add(key)
+        rle = mask_utils.encode(np.asfortranarray(pred))
+        rle['counts'] = rle['counts'].decode('ascii')
+        entries.append(
+            dict(video_id=info['video_id'], frame_id=info['frame_id'],
+                 instance_id=info['instance_id'],
+                 sentence=info['sentence'], segmentation=rle))
+    path = str(tmp_path / 'preds.json')
+    with open(path, 'w') as f:
+        json.dump(entries, f)
+    res = evaluate_masks.evaluate(cfg, path)
+    assert res['all']['all/mIoU'] == pytest.approx(np.mean(expected))
+
+    union = evaluate_masks.evaluate(cfg, 'union')['all']
+    # the union contains the referred actor: every IoU > 0, and only
+    # frames with a single actor give IoU 1
+    assert 0 < union['all/mIoU'] <= 100
+    assert union['all/P@0.5'] >= 0
+
+
+def test_missing_prediction_names_the_sample(cfg, tmp_path):
+    path = str(tmp_path / 'preds.json')
+    with open(path, 'w') as f:
+        json.dump([], f)
+    with pytest.raises(KeyError, match='no prediction for sample'):
+        evaluate_masks.evaluate(cfg, path)
+
+
+def test_publish_names_file_by_hash_and_drops_optimizer(tmp_path):
+    src = str(tmp_path / 'epoch_1.pth')
+    torch.save(
+        dict(
+            state_dict=dict(w=torch.ones(2)),
+            optimizer=dict(state={}),
+            meta=dict(epoch=1, iter=5, hook_msgs={})), src)
+    final = publish_model.publish(src, str(tmp_path / 'out' / 'model'))
+    assert osp.basename(final).startswith('model-')
+    assert check_checkpoint(final) == final
+    ckpt = torch.load(final, map_location='cpu')
+    assert set(ckpt) == {'state_dict', 'meta'}
+    assert ckpt['meta'] == dict(epoch=1, iter=5)
+    # a corrupted copy under the same name is refused
+    with open(final, 'ab') as f:
+        f.write(b'x')
+    with pytest.raises(CheckpointError, match='corrupt'):
+        check_checkpoint(final)

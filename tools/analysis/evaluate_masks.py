@@ -1,0 +1,158 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+"""Score predicted masks, or a trivial baseline, on an A2D-format test set.
+
+    python tools/analysis/evaluate_masks.py CONFIG --pred PRED [--by-cue]
+
+PRED is one of
+  empty       an empty mask for every sample,
+  union       the union of all annotated actors of the frame (knows every
+              actor, not which one the sentence means),
+  FILE.json   predictions dumped by ``tools/test.py CONFIG CKPT --dump
+              FILE.json`` (RLE masks).
+The ground truth comes from the config's test dataset (A2DSentencesDataset)
+at the original frame size and the numbers from ``ReferSegMetric``, so they
+compare directly with tools/test.py. ``--by-cue`` also scores each
+disambiguation cue of the synthetic data ('none' / 'position' / 'motion',
+from ``synthetic_meta.json``) separately.
+"""
+import argparse
+import json
+from collections import defaultdict
+
+import numpy as np
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from pycocotools import mask as mask_utils
+
+from cmdyseg.datasets.file_io import (load_a2d_instance_mask,
+                                      read_a2d_frame_index)
+from cmdyseg.evaluation.metrics import ReferSegMetric
+from cmdyseg.registry import DATASETS
+
+# a sample is (video, annotated frame, instance, sentence): an instance
+# has several sentences
+KEY_FIELDS = ('video_id', 'frame_id', 'instance_id', 'sentence')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument(
+        '--pred', required=True,
+        help="'empty', 'union' or a predictions .json from tools/test.py")
+    parser.add_argument(
+        '--by-cue', action='store_true',
+        help='also score each cue of the synthetic data separately')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--out', help='write the metrics here as JSON')
+    return parser.parse_args(argv)
+
+
+def _key(info):
+    return tuple(str(info[k]) for k in KEY_FIELDS)
+
+
+def union_of_actors(info) -> np.ndarray:
+    """All annotated instances of the sample's frame, OR-ed."""
+    index = read_a2d_frame_index(info['mask_path'])
+    rows = defaultdict(list)
+    for row, inst in enumerate(index['instance_ids'][:index['num_masks']]):
+        rows[inst].append(row)
+    masks = [
+        load_a2d_instance_mask(info['mask_path'], r, inst)
+        for inst, r in rows.items()
+    ]
+    return np.bitwise_or.reduce(masks)
+
+
+def load_predictions(path):
+    with open(path, encoding='utf-8') as f:
+        entries = json.load(f)
+    preds = {}
+    for i, entry in enumerate(entries):
+        try:
+            rle = dict(entry['segmentation'])
+            key = _key(entry)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f'{path}: entry {i} is not a tools/test.py '
+                             f'--dump prediction ({e})') from e
+        rle['counts'] = rle['counts'].encode('ascii')
+        preds[key] = mask_utils.decode(rle)
+    return preds
+
+
+def evaluate(cfg, pred, by_cue=False):
+    """Return {group: metrics}; group 'all' plus one per cue."""
+    init_default_scope(cfg.get('default_scope', 'cmdyseg'))
+    ds_cfg = cfg.test_dataloader.dataset.copy()
+    ds_cfg.pipeline = []
+    dataset = DATASETS.build(ds_cfg)
+    cues = {}
+    if by_cue:
+        from cmdyseg.datasets.synthetic_a2d import instance_cues
+        cues = instance_cues(dataset.data_root)
+    predictions = None
+    if pred not in ('empty', 'union'):
+        predictions = load_predictions(pred)
+
+    metrics = {}
+
+    def metric_for(group):
+        if group not in metrics:
+            metrics[group] = ReferSegMetric(
+                prefix=group, breakdown=False, coco_ap=group == 'all')
+            metrics[group].dataset_meta = dataset.metainfo
+        return metrics[group]
+
+    for idx in range(len(dataset)):
+        info = dataset.get_data_info(idx)
+        gt = load_a2d_instance_mask(info['mask_path'],
+                                    list(info['mask_indices']),
+                                    int(info['instance_id']))
+        if pred == 'empty':
+            mask = np.zeros_like(gt)
+        elif pred == 'union':
+            mask = union_of_actors(info)
+        else:
+            if _key(info) not in predictions:
+                raise KeyError(f'{pred} has no prediction for sample '
+                               f'{dict(zip(KEY_FIELDS, _key(info)))}')
+            mask = predictions[_key(info)]
+        sample = dict(
+            pred_mask=mask[None], ori_gt_mask=gt[None],
+            metainfo={k: info[k] for k in KEY_FIELDS})
+        groups = ['all']
+        if by_cue:
+            groups.append(cues[(info['video_id'], int(info['instance_id']))])
+        for group in groups:
+            metric_for(group).process(None, [sample])
+    results = {}
+    for group, metric in sorted(metrics.items()):
+        num = len(metric.results)
+        results[group] = dict(metric.evaluate(num), num_samples=num)
+    return results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    results = evaluate(cfg, args.pred, args.by_cue)
+    keys = ('mAP', 'P@0.5', 'P@0.7', 'P@0.9', 'oIoU', 'mIoU')
+    print(f'predictions: {args.pred}')
+    print('| group | samples | ' + ' | '.join(keys) + ' |')
+    print('| --- ' * (len(keys) + 2) + '|')
+    for group, res in results.items():
+        n = res['num_samples']
+        row = [f'{res[f"{group}/{k}"]:.1f}' for k in keys]
+        print(f'| {group} | {n} | ' + ' | '.join(row) + ' |')
+    if args.out:
+        from cmdyseg.evaluation.metrics.refer_seg_metric import \
+            dump_json_atomic
+        dump_json_atomic(results, args.out)
+    return results
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,142 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+"""The main job on the embedded default data, end to end.
+
+    python tools/main_job.py [--work-dir work_dirs/main_job] [--seed 0]
+
+1. generate the synthetic A2D-format dataset (data/synthetic_a2d), unless
+   it is there already;
+2. train the tiny config on it (tools/train.py);
+3. publish the final checkpoint under a hash-named file;
+4. evaluate it (tools/test.py, predictions dumped as RLE JSON), and score
+   two trivial baselines (empty mask; union of all actors) and the model
+   per disambiguation cue (tools/analysis/evaluate_masks.py);
+5. run the demo on a test video with one of its sentences.
+Each step is the command a user would run; this script only chains them
+and prints where everything went.
+"""
+import argparse
+import csv
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(
+    'configs', 'cmdyconv',
+    'dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py')
+DATA_ROOT = osp.join('data', 'synthetic_a2d')
+
+
+def run(cmd, log_path=None):
+    """Run one tool; its output goes to the terminal and, if given, a log."""
+    print('+ ' + ' '.join(cmd), flush=True)
+    start = time.time()
+    if log_path is None:
+        subprocess.run(cmd, cwd=REPO, check=True)
+    else:
+        with open(log_path, 'w') as log:
+            proc = subprocess.run(
+                cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        if proc.returncode:
+            with open(log_path) as log:
+                tail = log.read()[-3000:]
+            raise SystemExit(f'{cmd[1]} failed ({proc.returncode}); the end '
+                             f'of {log_path}:\n{tail}')
+    return time.time() - start
+
+
+def first_test_sentence(data_root):
+    """(video path, sentence) of the first test video, for the demo."""
+    with open(osp.join(data_root, 'Release', 'videoset.csv')) as f:
+        test_ids = [row[0] for row in csv.reader(f) if row[-1] == '1']
+    with open(osp.join(data_root, 'a2d_annotation.txt')) as f:
+        rows = list(csv.reader(f))[1:]
+    for vid in test_ids:
+        for row in rows:
+            if row[0] == vid:
+                return (osp.join(data_root, 'Release', 'clips320H',
+                                 vid + '.mp4'), ','.join(row[2:]).strip())
+    raise RuntimeError(f'no test sentence found under {data_root}')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', default='work_dirs/main_job')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--cfg-options', nargs='+', default=[],
+        help='passed to tools/train.py (e.g. train_cfg.max_epochs=1)')
+    args = parser.parse_args(argv)
+    py = sys.executable
+    work = args.work_dir
+    os.makedirs(osp.join(REPO, work), exist_ok=True)
+    times = {}
+
+    if not osp.isfile(osp.join(REPO, DATA_ROOT, 'synthetic_meta.json')):
+        times['generate data'] = run([
+            py, 'tools/dataset_converters/generate_synthetic_a2d.py',
+            DATA_ROOT, '--seed', '0'
+        ])
+
+    train_cmd = [
+        py, 'tools/train.py', CONFIG, '--work-dir', work, '--seed',
+        str(args.seed), '--no-validate'
+    ]
+    if args.cfg_options:
+        train_cmd += ['--cfg-options'] + args.cfg_options
+    times['train'] = run(train_cmd, osp.join(REPO, work, 'train.log'))
+    with open(osp.join(REPO, work, 'last_checkpoint')) as f:
+        last = f.read().strip()
+
+    name = osp.splitext(osp.basename(CONFIG))[0]
+    published = subprocess.run(
+        [py, 'tools/model_converters/publish_model.py', last,
+         osp.join(work, name)],
+        cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+
+    preds = osp.join(work, 'test_predictions.json')
+    times['test'] = run([
+        py, 'tools/test.py', CONFIG, published, '--work-dir', work,
+        '--dump', preds
+    ], osp.join(REPO, work, 'test.log'))
+
+    tables = {}
+    for pred in ('empty', 'union', preds):
+        out = osp.join(work, f'scores_{osp.basename(pred)}'.replace(
+            '.json', '') + '.json')
+        run([
+            py, 'tools/analysis/evaluate_masks.py', CONFIG, '--pred', pred,
+            '--by-cue', '--out', out
+        ], osp.join(REPO, work, 'evaluate_masks.log'))
+        with open(osp.join(REPO, out)) as f:
+            tables['model' if pred == preds else pred] = json.load(f)
+
+    video, sentence = first_test_sentence(osp.join(REPO, DATA_ROOT))
+    demo_out = osp.join(work, 'demo')
+    times['demo'] = run([
+        py, 'demo/inference.py', video, sentence, '--config', CONFIG,
+        '--checkpoint', published, '--out', demo_out, '--overwrite'
+    ])
+
+    keys = ('mAP', 'P@0.5', 'P@0.7', 'P@0.9', 'oIoU', 'mIoU')
+    print('\nSynthetic A2D test set (%d samples), ReferSegMetric at the '
+          'original frame size:' % tables['model']['all']['num_samples'])
+    print('| predictions | cue | ' + ' | '.join(keys) + ' |')
+    print('| --- ' * (len(keys) + 2) + '|')
+    for label, table in tables.items():
+        for group, res in table.items():
+            row = ' | '.join(f'{res[f"{group}/{k}"]:.1f}' for k in keys)
+            print(f'| {label} | {group} | {row} |')
+    print(f'\ncheckpoint: {published}')
+    print(f'predictions: {preds}')
+    print(f'demo ("{sentence}" on {video}): {demo_out}/ '
+          '(overlay.mp4, overlay.gif, masks/, summary.json)')
+    print('wall time: ' + ', '.join(f'{k} {v:.0f} s'
+                                    for k, v in times.items()))
+
+
+if __name__ == '__main__':
+    main()
