@@ -49,6 +49,11 @@ if ! "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$
     pip_install "torch==$TORCH_VERSION"
 fi
 
+# The mm* packages are installed without their declared dependencies.
+log "pip may report that mmcv / mmengine / mmaction2 miss opencv-python," \
+    "opencv-contrib-python or decord: expected, opencv-python-headless" \
+    "replaces them (see requirements/mminstall.txt)"
+
 # mmcv with compiled ops, from the wheel cache or built once.
 PY_TAG=$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
 PLAT=$("$PY" -c 'import sysconfig; print(sysconfig.get_platform().replace("-", "_"))')
