@@ -208,6 +208,7 @@ class A2DSentencesDataset(BaseReferSegDataset):
 
     METAINFO = dict(actors=A2D_ACTORS, actions=A2D_ACTIONS)
     SPLITS = dict(train=0, test=1)
+    PREFIX_KEYS = ('video', 'mask')
 
     def __init__(self,
                  ann_file: str = 'a2d_annotation.txt',
@@ -232,10 +233,6 @@ class A2DSentencesDataset(BaseReferSegDataset):
         if copy_instance not in ('drop', 'keep'):
             raise ValueError(f"copy_instance must be 'drop' or 'keep', got "
                              f'{copy_instance!r}')
-        for key in ('video', 'mask'):
-            if key not in data_prefix:
-                raise KeyError(f'data_prefix needs a {key!r} entry, got '
-                               f'{data_prefix}')
         self.split = split
         self.videoset_file = videoset_file
         self.missed_file = missed_file

@@ -62,11 +62,18 @@ class BaseReferSegDataset(BaseDataset):
     """
 
     ON_MISSING = ('error', 'skip')
+    # keys a subclass needs in ``data_prefix`` (checked before indexing)
+    PREFIX_KEYS: Tuple[str, ...] = ()
 
     def __init__(self, *args, on_missing: str = 'error', **kwargs) -> None:
         if on_missing not in self.ON_MISSING:
             raise ValueError(f'on_missing must be one of {self.ON_MISSING}, '
                              f'got {on_missing!r}')
+        data_prefix = kwargs.get('data_prefix', {})
+        for key in self.PREFIX_KEYS:
+            if key not in data_prefix:
+                raise KeyError(f'{type(self).__name__}: data_prefix needs a '
+                               f'{key!r} entry, got {data_prefix}')
         self.on_missing = on_missing
         self.skipped: List[Tuple[str, str]] = []
         self.num_skipped_at_load = 0

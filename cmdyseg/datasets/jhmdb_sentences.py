@@ -100,6 +100,7 @@ class JHMDBSentencesDataset(BaseReferSegDataset):
     """
 
     METAINFO = dict(dataset_name='jhmdb_sentences')
+    PREFIX_KEYS = ('frame', 'mask')
 
     def __init__(self,
                  ann_file: str = 'jhmdb_annotation.txt',
@@ -118,10 +119,6 @@ class JHMDBSentencesDataset(BaseReferSegDataset):
         if num_frames_per_video < 1:
             raise ValueError('num_frames_per_video must be >= 1, got '
                              f'{num_frames_per_video}')
-        for key in ('frame', 'mask'):
-            if key not in data_prefix:
-                raise KeyError(f'data_prefix needs a {key!r} entry, got '
-                               f'{data_prefix}')
         self.split = split
         self.filename_tmpl = filename_tmpl
         self.mask_name = mask_name

@@ -329,3 +329,9 @@ def test_file_broken_after_indexing(a2d_root):
             data_root=a2d_root, split='train', on_missing='skip')
     assert again.num_skipped == 1
     assert keys(again) == [('vidA', '0', 9), ('vidA', '1', 9)]
+
+
+def test_data_prefix_without_a_needed_key_is_named():
+    with pytest.raises(KeyError, match="data_prefix needs a 'mask' entry"):
+        A2DSentencesDataset(
+            data_root='unused', data_prefix=dict(video='v'), lazy_init=True)
