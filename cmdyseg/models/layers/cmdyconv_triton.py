@@ -91,6 +91,21 @@ def _offset_rows(b, c, j, k, OG, N, CG, OFF_SHARED: tl.constexpr):
 
 
 @triton.jit
+def _offset_plan(off_ptr, row, p, hh, ww, ky, kx, tmask, H, W,
+                 ACC: tl.constexpr):
+    """Bilinear plan (see :func:`_plan`) of the sample points
+    ``p + (ky, kx) + (dy, dx)`` of window position ``(ky, kx)``, the offsets
+    read from rows ``row`` (dy) and ``row + 1`` (dx) of the offset planes."""
+    HW = H * W
+    optr = off_ptr + row.to(tl.int64) * HW + p[None, :]
+    dy = tl.load(optr, mask=tmask, other=0.).to(ACC)
+    dx = tl.load(optr + HW, mask=tmask, other=0.).to(ACC)
+    py = (hh + ky).to(ACC)[None, :] + dy
+    px = (ww + kx).to(ACC)[None, :] + dx
+    return _plan(py, px, H, W, tmask)
+
+
+@triton.jit
 def _cmdyconv_fwd_kernel(x_ptr, kt_ptr, kv_ptr, off_ptr, out_ptr, C, H, W,
                          G, N, M, CM, OG, CG,
                          HAS_OFFSET: tl.constexpr,
@@ -120,12 +135,8 @@ def _cmdyconv_fwd_kernel(x_ptr, kt_ptr, kv_ptr, off_ptr, out_ptr, C, H, W,
                        MASK_SHARED, ACC)
         if HAS_OFFSET:
             row = _offset_rows(b, c, j, k, OG, N, CG, OFF_SHARED)
-            optr = off_ptr + row.to(tl.int64) * HW + p[None, :]
-            dy = tl.load(optr, mask=tmask, other=0.).to(ACC)
-            dx = tl.load(optr + HW, mask=tmask, other=0.).to(ACC)
-            py = (hh + ky).to(ACC)[None, :] + dy
-            px = (ww + kx).to(ACC)[None, :] + dx
-            y0, x0, ly, lx, valid = _plan(py, px, H, W, tmask)
+            y0, x0, ly, lx, valid = _offset_plan(off_ptr, row, p, hh, ww,
+                                                 ky, kx, tmask, H, W, ACC)
             hy = 1 - ly
             hx = 1 - lx
             v00 = tl.load(x_chan + y0 * W + x0,
@@ -189,12 +200,8 @@ def _cmdyconv_bwd_kernel(x_ptr, kt_ptr, kv_ptr, off_ptr, gout_ptr, gx_ptr,
                        MASK_SHARED, ACC)
         if HAS_OFFSET:
             row = _offset_rows(b, c, j, k, OG, N, CG, OFF_SHARED)
-            optr = off_ptr + row.to(tl.int64) * HW + p[None, :]
-            dy = tl.load(optr, mask=tmask, other=0.).to(ACC)
-            dx = tl.load(optr + HW, mask=tmask, other=0.).to(ACC)
-            py = (hh + ky).to(ACC)[None, :] + dy
-            px = (ww + kx).to(ACC)[None, :] + dx
-            y0, x0, ly, lx, valid = _plan(py, px, H, W, tmask)
+            y0, x0, ly, lx, valid = _offset_plan(off_ptr, row, p, hh, ww,
+                                                 ky, kx, tmask, H, W, ACC)
             hy = 1 - ly
             hx = 1 - lx
             ok00 = _ok(y0, x0, H, W, valid)
