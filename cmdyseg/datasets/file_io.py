@@ -104,6 +104,31 @@ def read_a2d_frame_index(path: str) -> Dict:
         num_masks=int(num_masks))
 
 
+def read_a2d_masks(path: str) -> Tuple[List[int], np.ndarray]:
+    """All instance ids and masks of an A2D ``.h5`` file.
+
+    Returns:
+        tuple: ``instance_ids`` (list[int], file order) and the masks,
+        ``(N, H, W)`` as stored (``reMask`` is N x W x H, or W x H when
+        N == 1: transposed here).
+    """
+    if not osp.isfile(path):
+        raise DataFileError(path, 'mask file does not exist')
+    try:
+        with h5py.File(path, 'r') as f:
+            ids = _as_int_vector(f['instance'][()], path, 'instance')
+            masks = np.asarray(f['reMask'][()])
+    except DataFileError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise DataFileError(path, f'cannot read as HDF5 ({e})') from e
+    if masks.ndim == 2:  # one instance: W x H
+        masks = masks[None]
+    if masks.ndim != 3:
+        raise DataFileError(path, f'reMask has shape {masks.shape}')
+    return ids, masks.transpose(0, 2, 1)
+
+
 def load_a2d_instance_mask(path: str, mask_indices: Sequence[int],
                            instance_id: int) -> np.ndarray:
     """Load one instance's mask from an A2D ``.h5`` file.
@@ -120,21 +145,7 @@ def load_a2d_instance_mask(path: str, mask_indices: Sequence[int],
     Returns:
         np.ndarray: ``(H, W)`` uint8 mask with values 0/1.
     """
-    if not osp.isfile(path):
-        raise DataFileError(path, 'mask file does not exist')
-    try:
-        with h5py.File(path, 'r') as f:
-            ids = _as_int_vector(f['instance'][()], path, 'instance')
-            masks = np.asarray(f['reMask'][()])
-    except DataFileError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError) as e:
-        raise DataFileError(path, f'cannot read as HDF5 ({e})') from e
-    if masks.ndim == 2:  # one instance: W x H
-        masks = masks[None]
-    if masks.ndim != 3:
-        raise DataFileError(path, f'reMask has shape {masks.shape}')
-    masks = masks.transpose(0, 2, 1)  # N x H x W
+    ids, masks = read_a2d_masks(path)
     if not mask_indices:
         raise DataFileError(path, f'no mask row given for instance '
                             f'{instance_id}')

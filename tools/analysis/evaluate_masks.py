@@ -17,15 +17,13 @@ from ``synthetic_meta.json``) separately.
 """
 import argparse
 import json
-from collections import defaultdict
 
 import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from pycocotools import mask as mask_utils
 
-from cmdyseg.datasets.file_io import (load_a2d_instance_mask,
-                                      read_a2d_frame_index)
+from cmdyseg.datasets.file_io import load_a2d_instance_mask, read_a2d_masks
 from cmdyseg.evaluation.metrics import ReferSegMetric
 from cmdyseg.registry import DATASETS
 
@@ -53,16 +51,11 @@ def _key(info):
 
 
 def union_of_actors(info) -> np.ndarray:
-    """All annotated instances of the sample's frame, OR-ed."""
-    index = read_a2d_frame_index(info['mask_path'])
-    rows = defaultdict(list)
-    for row, inst in enumerate(index['instance_ids'][:index['num_masks']]):
-        rows[inst].append(row)
-    masks = [
-        load_a2d_instance_mask(info['mask_path'], r, inst)
-        for inst, r in rows.items()
-    ]
-    return np.bitwise_or.reduce(masks)
+    """All annotated instances of the sample's frame, OR-ed (one read of
+    the frame's mask file; extra masks without an instance id, a glitch of
+    the real files, are left out)."""
+    ids, masks = read_a2d_masks(info['mask_path'])
+    return (masks[:len(ids)] > 0).any(axis=0).astype(np.uint8)
 
 
 def load_predictions(path):
