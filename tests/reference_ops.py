@@ -73,3 +73,51 @@ def modulated_deform_conv2d_reference(x, offset, mask, weight, bias=None,
             if bias is not None:
                 out[n, oc] += bias[oc]
     return out
+
+
+def cmdyconv_reference(x, kt, kv, offset, groups):
+    """R_j(p) = sum_i sum_l kT_ij kV_ijl(p) F_ij(p + l + dl(p)), one term at
+    a time (eq. 11 / 12 without P)."""
+    b, c, h, w = x.shape
+    n = c // groups
+    mask_groups = kv.shape[1] // 9
+    off_groups = 1 if offset is None else offset.shape[1] // 18
+    rows = torch.arange(h, dtype=x.dtype).view(h, 1).expand(h, w)
+    cols = torch.arange(w, dtype=x.dtype).view(1, w).expand(h, w)
+    out = []
+    for s in range(b):
+        per_group = []
+        for j in range(groups):
+            acc = torch.zeros(h, w, dtype=x.dtype)
+            for i in range(n):
+                ch = j * n + i
+                m = ch // (c // mask_groups)
+                o = ch // (c // off_groups)
+                for ky in range(3):
+                    for kx in range(3):
+                        l = 3 * ky + kx  # noqa: E741
+                        y = rows + (ky - 1)
+                        xx = cols + (kx - 1)
+                        if offset is not None:
+                            y = y + offset[s, o * 18 + 2 * l]
+                            xx = xx + offset[s, o * 18 + 2 * l + 1]
+                        sample = bilinear_sample(x[s, ch:ch + 1], y, xx)[0]
+                        acc = acc + kt[s, ch] * kv[s, m * 9 + l] * sample
+            per_group.append(acc)
+        out.append(torch.stack(per_group))
+    return torch.stack(out)
+
+
+def cmdyconv_inputs(b, c, g, h, w, kv_groups, off_groups, dtype, seed=0):
+    """Random x, kT, kV, offsets (None without offset groups) for the
+    CMDyConv tests."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, c, h, w, generator=gen, dtype=dtype)
+    kt = torch.rand(b, c, generator=gen, dtype=dtype) * 2 - 1
+    kv = torch.rand(b, kv_groups * 9, h, w, generator=gen, dtype=dtype)
+    offset = None
+    if off_groups:
+        # up to ~3 px, so some samples fall outside the image
+        offset = 1.5 * torch.randn(
+            b, off_groups * 18, h, w, generator=gen, dtype=dtype)
+    return x, kt, kv, offset

@@ -2,6 +2,8 @@
 """The CMDyConv operation against eq. 11 / 12 written out with loops."""
 import pytest
 import torch
+from reference_ops import cmdyconv_inputs as _inputs
+from reference_ops import cmdyconv_reference as reference_cmdyconv
 
 from cmdyseg.models.layers import (available_cmdyconv_backends, cmdyconv,
                                    get_cmdyconv_backend)
@@ -12,67 +14,6 @@ requires_mmcv = pytest.mark.skipif(
     not _mmcv_available(),
     reason='mmcv compiled ops (mmcv.ops.modulated_deform_conv2d) do not '
     'import')
-
-
-def _bilinear(img, y, x):
-    """``img`` (H, W) at real positions ``y``, ``x`` (H', W'): the four
-    integer neighbours weighted by the tent function, neighbours outside
-    the image count as zero."""
-    h, w = img.shape
-    out = torch.zeros_like(y)
-    for yi in (torch.floor(y), torch.floor(y) + 1):
-        for xi in (torch.floor(x), torch.floor(x) + 1):
-            tent = (1 - (y - yi).abs()) * (1 - (x - xi).abs())
-            ok = (yi >= 0) & (yi <= h - 1) & (xi >= 0) & (xi <= w - 1)
-            val = img[yi.clamp(0, h - 1).long(), xi.clamp(0, w - 1).long()]
-            out = out + torch.where(ok, tent * val, torch.zeros_like(val))
-    return out
-
-
-def reference_cmdyconv(x, kt, kv, offset, groups):
-    """R_j(p) = sum_i sum_l kT_ij kV_ijl(p) F_ij(p + l + dl(p)), one term at
-    a time (eq. 11 / 12 without P)."""
-    b, c, h, w = x.shape
-    n = c // groups
-    mask_groups = kv.shape[1] // 9
-    off_groups = 1 if offset is None else offset.shape[1] // 18
-    rows = torch.arange(h, dtype=x.dtype).view(h, 1).expand(h, w)
-    cols = torch.arange(w, dtype=x.dtype).view(1, w).expand(h, w)
-    out = []
-    for s in range(b):
-        per_group = []
-        for j in range(groups):
-            acc = torch.zeros(h, w, dtype=x.dtype)
-            for i in range(n):
-                ch = j * n + i
-                m = ch // (c // mask_groups)
-                o = ch // (c // off_groups)
-                for ky in range(3):
-                    for kx in range(3):
-                        l = 3 * ky + kx  # noqa: E741
-                        y = rows + (ky - 1)
-                        xx = cols + (kx - 1)
-                        if offset is not None:
-                            y = y + offset[s, o * 18 + 2 * l]
-                            xx = xx + offset[s, o * 18 + 2 * l + 1]
-                        acc = acc + (kt[s, ch] * kv[s, m * 9 + l] *
-                                     _bilinear(x[s, ch], y, xx))
-            per_group.append(acc)
-        out.append(torch.stack(per_group))
-    return torch.stack(out)
-
-
-def _inputs(b, c, g, h, w, kv_groups, off_groups, dtype, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(b, c, h, w, generator=gen, dtype=dtype)
-    kt = torch.rand(b, c, generator=gen, dtype=dtype) * 2 - 1
-    kv = torch.rand(b, kv_groups * 9, h, w, generator=gen, dtype=dtype)
-    offset = None
-    if off_groups:
-        # up to ~3 px, so some samples fall outside the image
-        offset = 1.5 * torch.randn(
-            b, off_groups * 18, h, w, generator=gen, dtype=dtype)
-    return x, kt, kv, offset
 
 
 def _backend_or_skip(name):

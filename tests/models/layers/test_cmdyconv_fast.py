@@ -9,25 +9,17 @@ those tests are skipped when ``triton`` is not installed.
 import importlib
 import importlib.util
 import os
-import os.path as osp
 
 import pytest
 import torch
+from reference_ops import cmdyconv_inputs as _inputs
+from reference_ops import cmdyconv_reference as reference_cmdyconv
 
 from cmdyseg.models.layers import (AUTO_PRIORITY, available_cmdyconv_backends,
                                    cmdyconv, get_cmdyconv_backend)
 
 # the module (the package attribute of that name is the function)
 cmdyconv_module = importlib.import_module('cmdyseg.models.layers.cmdyconv')
-
-# the written-out reference and input helpers of test_cmdyconv.py
-_spec = importlib.util.spec_from_file_location(
-    '_cmdyconv_oracle', osp.join(osp.dirname(__file__), 'test_cmdyconv.py'))
-_oracle = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_oracle)
-
-_inputs = _oracle._inputs
-reference_cmdyconv = _oracle.reference_cmdyconv
 
 
 def _grads(out, tensors, seed=1):
