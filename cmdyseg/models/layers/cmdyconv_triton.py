@@ -43,6 +43,19 @@ import triton.language as tl
 from torch import Tensor
 
 INTERPRET = os.environ.get('TRITON_INTERPRET', '0') == '1'
+# Launch shape: a program owns (N_PAD, BLOCK_P) values, BLOCK_P =
+# min(MAX_BLOCK_P, TILE_ELEMS // N_PAD), run by NUM_WARPS warps.
+TILE_ELEMS = 1024
+MAX_BLOCK_P = 256
+NUM_WARPS = 4
+# One offset field shared by all channels (the paper's layout): kernels on a
+# channels-last copy of ``x`` whose programs own (CL_BLOCK_P pixels,
+# CL_BLOCK_C channels), so that gathers and scattered gradient adds touch
+# contiguous channels.
+CHANNELS_LAST = True
+CL_BLOCK_P = 16
+CL_BLOCK_C = 64
+CL_NUM_WARPS = 4
 
 
 @triton.jit
@@ -55,6 +68,12 @@ def _plan(py, px, H, W, inside):
     lx = px - x0f
     valid = (py > -1) & (py < H) & (px > -1) & (px < W) & inside
     return y0f.to(tl.int32), x0f.to(tl.int32), ly, lx, valid
+
+
+@triton.jit
+def _red(ptr, val, mask):
+    """Atomic add with relaxed ordering (only the final sums matter)."""
+    tl.atomic_add(ptr, val, mask=mask, sem='relaxed')
 
 
 @triton.jit
@@ -216,10 +235,10 @@ def _cmdyconv_bwd_kernel(x_ptr, kt_ptr, kv_ptr, off_ptr, gout_ptr, gx_ptr,
             s = hy * (hx * v00 + lx * v01) + ly * (hx * v10 + lx * v11)
             # gradient of the sample
             a = kt * m * g
-            tl.atomic_add(gx_chan + i00, a * hy * hx, mask=ok00)
-            tl.atomic_add(gx_chan + i00 + 1, a * hy * lx, mask=ok01)
-            tl.atomic_add(gx_chan + i00 + W, a * ly * hx, mask=ok10)
-            tl.atomic_add(gx_chan + i00 + W + 1, a * ly * lx, mask=ok11)
+            _red(gx_chan + i00, a * hy * hx, mask=ok00)
+            _red(gx_chan + i00 + 1, a * hy * lx, mask=ok01)
+            _red(gx_chan + i00 + W, a * ly * hx, mask=ok10)
+            _red(gx_chan + i00 + W + 1, a * ly * lx, mask=ok11)
             vf = valid.to(ACC)
             gdy = a * vf * (hx * (v10 - v00) + lx * (v11 - v01))
             gdx = a * vf * (hy * (v01 - v00) + ly * (v11 - v10))
@@ -228,16 +247,16 @@ def _cmdyconv_bwd_kernel(x_ptr, kt_ptr, kv_ptr, off_ptr, gout_ptr, gx_ptr,
                 gdy1 = tl.sum(gdy, axis=0)
                 gdx1 = tl.sum(gdx, axis=0)
                 if OFF_ATOMIC:
-                    tl.atomic_add(gptr, gdy1, mask=pmask)
-                    tl.atomic_add(gptr + HW, gdx1, mask=pmask)
+                    _red(gptr, gdy1, mask=pmask)
+                    _red(gptr + HW, gdx1, mask=pmask)
                 else:
                     tl.store(gptr, gdy1, mask=pmask)
                     tl.store(gptr + HW, gdx1, mask=pmask)
             else:
                 gptr = goff_ptr + row.to(tl.int64) * HW + p[None, :]
                 if OFF_ATOMIC:
-                    tl.atomic_add(gptr, gdy, mask=tmask)
-                    tl.atomic_add(gptr + HW, gdx, mask=tmask)
+                    _red(gptr, gdy, mask=tmask)
+                    _red(gptr + HW, gdx, mask=tmask)
                 else:
                     tl.store(gptr, gdy, mask=tmask)
                     tl.store(gptr + HW, gdx, mask=tmask)
@@ -272,20 +291,170 @@ def _cmdyconv_bwd_kernel(x_ptr, kt_ptr, kv_ptr, off_ptr, gout_ptr, gx_ptr,
             gptr = gkv_ptr + row.to(tl.int64) * HW + p
             gm1 = tl.sum(gm, axis=0)
             if MASK_ATOMIC:
-                tl.atomic_add(gptr, gm1, mask=pmask)
+                _red(gptr, gm1, mask=pmask)
             else:
                 tl.store(gptr, gm1, mask=pmask)
         else:
             row = (b * M + c // CM) * 9 + k
             gptr = gkv_ptr + row.to(tl.int64)[:, None] * HW + p[None, :]
             if MASK_ATOMIC:
-                tl.atomic_add(gptr, gm, mask=tmask)
+                _red(gptr, gm, mask=tmask)
             else:
                 tl.store(gptr, gm, mask=tmask)
         gkt_acc += m * g * s
     if not HAS_OFFSET:
         tl.store(gx_chan + p[None, :], gx_acc, mask=tmask)
-    tl.atomic_add(gkt_ptr + b * C + c, tl.sum(gkt_acc, axis=1), mask=cmask)
+    _red(gkt_ptr + b * C + c, tl.sum(gkt_acc, axis=1), mask=cmask)
+
+
+@triton.jit
+def _cl_samples(xb, p, hh, ww, ky, kx, off_ptr, b, k, c, pmask, H, W, C,
+                ACC: tl.constexpr):
+    """Bilinear samples (BLOCK_P, BLOCK_C) of window position ``k`` from the
+    channels-last ``x`` of sample ``b`` (one offset field)."""
+    HW = H * W
+    orow = (b * 18 + 2 * k).to(tl.int64) * HW
+    dy = tl.load(off_ptr + orow + p, mask=pmask, other=0.).to(ACC)
+    dx = tl.load(off_ptr + orow + HW + p, mask=pmask, other=0.).to(ACC)
+    py = (hh + ky).to(ACC) + dy
+    px = (ww + kx).to(ACC) + dx
+    y0, x0, ly, lx, valid = _plan(py, px, H, W, pmask)
+    ok00 = _ok(y0, x0, H, W, valid)
+    ok01 = _ok(y0, x0 + 1, H, W, valid)
+    ok10 = _ok(y0 + 1, x0, H, W, valid)
+    ok11 = _ok(y0 + 1, x0 + 1, H, W, valid)
+    i00 = (y0 * W + x0).to(tl.int64) * C
+    cc = c[None, :]
+    v00 = tl.load(xb + i00[:, None] + cc, mask=ok00[:, None],
+                  other=0.).to(ACC)
+    v01 = tl.load(xb + (i00 + C)[:, None] + cc, mask=ok01[:, None],
+                  other=0.).to(ACC)
+    v10 = tl.load(xb + (i00 + W * C)[:, None] + cc, mask=ok10[:, None],
+                  other=0.).to(ACC)
+    v11 = tl.load(xb + (i00 + W * C + C)[:, None] + cc, mask=ok11[:, None],
+                  other=0.).to(ACC)
+    return (i00, ok00, ok01, ok10, ok11, ly[:, None], lx[:, None],
+            valid.to(ACC)[:, None], v00, v01, v10, v11)
+
+
+@triton.jit
+def _cl_fwd_kernel(xcl_ptr, kt_ptr, kv_ptr, off_ptr, out_ptr, C, H, W, G, M,
+                   CM, N: tl.constexpr, ACC: tl.constexpr,
+                   BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    """One offset field: a program owns (sample, BLOCK_P pixels, BLOCK_C
+    channels) of a channels-last ``x``, so that the bilinear plan is made
+    once for all its channels and every gather reads contiguous
+    channels."""
+    b = tl.program_id(0)
+    HW = H * W
+    p = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = p < HW
+    hh = p // W
+    ww = p % W
+    c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
+    kt = tl.load(kt_ptr + b * C + c).to(ACC)
+    xb = xcl_ptr + b.to(tl.int64) * HW * C
+    mrow = (b * M + c // CM) * 9
+    acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=ACC)
+    for k in tl.static_range(9):
+        ky = k // 3 - 1
+        kx = k % 3 - 1
+        m = tl.load(kv_ptr + (mrow + k).to(tl.int64)[None, :] * HW +
+                    p[:, None], mask=pmask[:, None], other=0.).to(ACC)
+        (_, _, _, _, _, ly, lx, _, v00, v01, v10, v11) = _cl_samples(
+            xb, p, hh, ww, ky, kx, off_ptr, b, k, c, pmask, H, W, C, ACC)
+        s = (1 - ly) * ((1 - lx) * v00 + lx * v01) + ly * (
+            (1 - lx) * v10 + lx * v11)
+        acc += m * s
+    acc = acc * kt[None, :]
+    res = tl.sum(tl.reshape(acc, (BLOCK_P, BLOCK_C // N, N)), axis=2)
+    j = tl.program_id(2) * (BLOCK_C // N) + tl.arange(0, BLOCK_C // N)
+    tl.store(out_ptr + (b * G + j).to(tl.int64)[None, :] * HW + p[:, None],
+             res, mask=pmask[:, None])
+
+
+@triton.jit
+def _cl_bwd_kernel(xcl_ptr, kt_ptr, kv_ptr, off_ptr, gout_ptr, gxcl_ptr,
+                   gkt_ptr, gkv_ptr, goff_ptr, C, H, W, G, M,
+                   N: tl.constexpr, CM: tl.constexpr, ACC: tl.constexpr,
+                   BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Backward of :func:`_cl_fwd_kernel`: the ``x`` gradient is scattered
+    (atomic adds) into a channels-last buffer, contiguous over the tile's
+    channels; the offset gradient of the tile is summed over its channels
+    and stored in plane ``(b, program_id(2))`` of a (B, C // BLOCK_C, 18,
+    H, W) buffer (no atomics); ``kV`` rows are stored (summed first when
+    ``CM`` channels share one)."""
+    b = tl.program_id(0)
+    cb = tl.program_id(2)
+    HW = H * W
+    p = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = p < HW
+    hh = p // W
+    ww = p % W
+    c = cb * BLOCK_C + tl.arange(0, BLOCK_C)
+    kt = tl.load(kt_ptr + b * C + c).to(ACC)[None, :]
+    xb = xcl_ptr + b.to(tl.int64) * HW * C
+    gxb = gxcl_ptr + b.to(tl.int64) * HW * C
+    g = tl.load(gout_ptr + (b * G + c // N).to(tl.int64)[None, :] * HW +
+                p[:, None], mask=pmask[:, None], other=0.).to(ACC)
+    mrow = (b * M + c // CM) * 9
+    nb = C // BLOCK_C
+    gkt_acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=ACC)
+    for k in tl.static_range(9):
+        ky = k // 3 - 1
+        kx = k % 3 - 1
+        m = tl.load(kv_ptr + (mrow + k).to(tl.int64)[None, :] * HW +
+                    p[:, None], mask=pmask[:, None], other=0.).to(ACC)
+        (i00, ok00, ok01, ok10, ok11, ly, lx, vf, v00, v01, v10,
+         v11) = _cl_samples(xb, p, hh, ww, ky, kx, off_ptr, b, k, c, pmask,
+                            H, W, C, ACC)
+        hy = 1 - ly
+        hx = 1 - lx
+        s = hy * (hx * v00 + lx * v01) + ly * (hx * v10 + lx * v11)
+        a = kt * m * g
+        cc = c[None, :]
+        _red(gxb + i00[:, None] + cc, a * hy * hx, mask=ok00[:, None])
+        _red(gxb + (i00 + C)[:, None] + cc, a * hy * lx, mask=ok01[:, None])
+        _red(gxb + (i00 + W * C)[:, None] + cc, a * ly * hx,
+             mask=ok10[:, None])
+        _red(gxb + (i00 + W * C + C)[:, None] + cc, a * ly * lx,
+             mask=ok11[:, None])
+        gdy = tl.sum(a * vf * (hx * (v10 - v00) + lx * (v11 - v01)), axis=1)
+        gdx = tl.sum(a * vf * (hy * (v01 - v00) + ly * (v11 - v10)), axis=1)
+        orow = ((b * nb + cb) * 18 + 2 * k).to(tl.int64) * HW
+        tl.store(goff_ptr + orow + p, gdy, mask=pmask)
+        tl.store(goff_ptr + orow + HW + p, gdx, mask=pmask)
+        gm = kt * g * s
+        if CM == 1:
+            tl.store(gkv_ptr + (mrow + k).to(tl.int64)[None, :] * HW +
+                     p[:, None], gm, mask=pmask[:, None])
+        else:
+            gm1 = tl.sum(tl.reshape(gm, (BLOCK_P, BLOCK_C // CM, CM)),
+                         axis=2)
+            mm = cb * (BLOCK_C // CM) + tl.arange(0, BLOCK_C // CM)
+            tl.store(gkv_ptr + ((b * M + mm) * 9 + k).to(tl.int64)[None, :]
+                     * HW + p[:, None], gm1, mask=pmask[:, None])
+        gkt_acc += m * g * s
+    _red(gkt_ptr + b * C + c, tl.sum(gkt_acc, axis=0), mask=c < C)
+
+
+def _cl_block_c(c: int, n: int, cm: int):
+    """Channels per program of the channels-last kernels, or None where
+    they do not apply (see :func:`_use_channels_last`)."""
+    block = min(CL_BLOCK_C, c)
+    if (block & (block - 1) or c % block or n & (n - 1) or block % n
+            or cm & (cm - 1) or block % cm):
+        return None
+    return block
+
+
+def _use_channels_last(x: Tensor, kv: Tensor, offset, groups: int):
+    """The channels-last kernels serve one shared offset field with
+    power-of-two group sizes; returns their BLOCK_C or None."""
+    if not CHANNELS_LAST or offset is None or offset.shape[1] != 18:
+        return None
+    c = x.shape[1]
+    return _cl_block_c(c, c // groups, c // (kv.shape[1] // 9))
 
 
 def _meta(x: Tensor, kv: Tensor, offset, groups: int) -> dict:
@@ -308,7 +477,7 @@ def _meta(x: Tensor, kv: Tensor, offset, groups: int) -> dict:
         OFF_ATOMIC=(cg > n) if off_shared else (cg > 1),
         N_PAD=n_pad,
         # (N_PAD, BLOCK_P) tiles of ~1024 values keep registers unspilled
-        BLOCK_P=max(16, min(256, 1024 // n_pad)),
+        BLOCK_P=max(16, min(MAX_BLOCK_P, TILE_ELEMS // n_pad)),
     )
 
 
@@ -321,6 +490,11 @@ class _TritonCMDyConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, kt, kv, offset, groups):
+        block_c = _use_channels_last(x, kv, offset, groups)
+        ctx.block_c = block_c
+        ctx.groups = groups
+        if block_c is not None:
+            return _cl_forward(ctx, x, kt, kv, offset, groups, block_c)
         meta = _meta(x, kv, offset, groups)
         b, _, h, w = x.shape
         acc = _ACC.get(x.dtype, tl.float32)
@@ -334,13 +508,15 @@ class _TritonCMDyConv(torch.autograd.Function):
             OFF_SHARED=meta['OFF_SHARED'],
             ACC=acc,
             N_PAD=meta['N_PAD'],
-            BLOCK_P=meta['BLOCK_P'])
+            BLOCK_P=meta['BLOCK_P'],
+            num_warps=NUM_WARPS)
         ctx.save_for_backward(x, kt, kv, offset)
-        ctx.groups = groups
         return out
 
     @staticmethod
     def backward(ctx, gout):
+        if ctx.block_c is not None:
+            return _cl_backward(ctx, gout)
         x, kt, kv, offset = ctx.saved_tensors
         groups = ctx.groups
         meta = _meta(x, kv, offset, groups)
@@ -362,8 +538,51 @@ class _TritonCMDyConv(torch.autograd.Function):
             OFF_ATOMIC=meta['OFF_ATOMIC'],
             ACC=acc,
             N_PAD=meta['N_PAD'],
-            BLOCK_P=meta['BLOCK_P'])
+            BLOCK_P=meta['BLOCK_P'],
+            num_warps=NUM_WARPS)
         return gx, gkt, gkv, goff, None
+
+
+def _cl_forward(ctx, x, kt, kv, offset, groups, block_c):
+    b, c, h, w = x.shape
+    xcl = x.permute(0, 2, 3, 1).contiguous()
+    out = x.new_empty(b, groups, h, w)
+    grid = (b, triton.cdiv(h * w, CL_BLOCK_P), c // block_c)
+    _cl_fwd_kernel[grid](
+        xcl, kt, kv, offset, out, c, h, w, groups, kv.shape[1] // 9,
+        c // (kv.shape[1] // 9),
+        N=c // groups,
+        ACC=_ACC.get(x.dtype, tl.float32),
+        BLOCK_P=CL_BLOCK_P,
+        BLOCK_C=block_c,
+        num_warps=CL_NUM_WARPS)
+    ctx.save_for_backward(xcl, kt, kv, offset)
+    return out
+
+
+def _cl_backward(ctx, gout):
+    xcl, kt, kv, offset = ctx.saved_tensors
+    block_c, groups = ctx.block_c, ctx.groups
+    b, h, w, c = xcl.shape
+    mg = kv.shape[1] // 9
+    gout = gout.contiguous().to(xcl.dtype)
+    gxcl = torch.zeros_like(xcl)
+    gkt = torch.zeros_like(kt)
+    gkv = torch.empty_like(kv)  # every element is stored
+    goff_buf = xcl.new_empty(b, c // block_c, 18, h, w)
+    grid = (b, triton.cdiv(h * w, CL_BLOCK_P), c // block_c)
+    _cl_bwd_kernel[grid](
+        xcl, kt, kv, offset, gout, gxcl, gkt, gkv, goff_buf, c, h, w, groups,
+        mg,
+        N=c // groups,
+        CM=c // mg,
+        ACC=_ACC.get(xcl.dtype, tl.float32),
+        BLOCK_P=CL_BLOCK_P,
+        BLOCK_C=block_c,
+        num_warps=CL_NUM_WARPS)
+    gx = gxcl.permute(0, 3, 1, 2)
+    goff = goff_buf.sum(1) if goff_buf.shape[1] > 1 else goff_buf[:, 0]
+    return gx, gkt, gkv, goff.view_as(offset), None
 
 
 def triton_cmdyconv(x: Tensor, kt: Tensor, kv: Tensor,

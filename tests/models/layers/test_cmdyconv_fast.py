@@ -163,15 +163,41 @@ def test_torch_backend_gradcheck():
 # Triton (interpreter mode on CPU: keep these few and small)
 # --------------------------------------------------------------------------
 @requires_triton
-@pytest.mark.parametrize('c,g,mg,og', [
-    (16, 4, 'C', 1),
-    (16, 4, 'G', 0),
-    (16, 4, 2, 'G'),
-    (12, 4, 'C', 'C'),
+@pytest.mark.parametrize('c,g,mg,og,channels_last', [
+    (16, 4, 'C', 1, True),
+    (16, 4, 'C', 1, False),
+    (16, 4, 'G', 1, True),
+    (16, 4, 'G', 0, True),
+    (16, 4, 2, 'G', True),
+    (12, 4, 'C', 'C', True),
+    (12, 4, 'C', 1, True),  # N = 3: the tiled kernels
 ])
-def test_triton_float32_agrees_with_reference(c, g, mg, og):
+def test_triton_float32_agrees_with_reference(c, g, mg, og, channels_last,
+                                              monkeypatch):
+    from cmdyseg.models.layers import cmdyconv_triton as tri
+    monkeypatch.setattr(tri, 'CHANNELS_LAST', channels_last)
+    launched = []
+    real = tri._cl_forward
+    monkeypatch.setattr(tri, '_cl_forward',
+                        lambda *a: launched.append(1) or real(*a))
     _check_against_reference(
         'triton', c, g, mg, og, torch.float32, dict(rtol=1e-5, atol=1e-5),
+        h=4, w=5, device=TRITON_DEVICE)
+    # one shared offset field and power-of-two groups: channels-last
+    expect_cl = channels_last and og == 1 and (c // g) in (1, 2, 4, 8)
+    assert bool(launched) == expect_cl
+
+
+@requires_triton
+def test_triton_channels_last_several_channel_blocks(monkeypatch):
+    """C larger than CL_BLOCK_C: programs split the channels and their
+    offset-gradient shares are summed."""
+    from cmdyseg.models.layers import cmdyconv_triton as tri
+    monkeypatch.setattr(tri, 'CL_BLOCK_C', 8)
+    monkeypatch.setattr(tri, 'CL_BLOCK_P', 8)
+    assert tri._cl_block_c(32, 4, 1) == 8
+    _check_against_reference(
+        'triton', 32, 8, 'C', 1, torch.float32, dict(rtol=1e-5, atol=1e-5),
         h=4, w=5, device=TRITON_DEVICE)
 
 
