@@ -3,7 +3,9 @@
 publish_model.py on a tiny generated A2D-format dataset."""
 import importlib.util
 import json
+import os
 import os.path as osp
+import stat
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from cmdyseg.utils.checkpoint import CheckpointError, check_checkpoint
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(
     ROOT, 'configs', 'cmdyconv',
-    'dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py')
+    'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 
 
 def _load_tool(rel_path, name):
@@ -121,6 +123,13 @@ def test_publish_names_file_by_hash_and_drops_optimizer(tmp_path):
     ckpt = torch.load(final, map_location='cpu')
     assert set(ckpt) == {'state_dict', 'meta'}
     assert ckpt['meta'] == dict(epoch=1, iter=5)
+    # shareable like any file the user writes, not private like a temp file
+    umask = os.umask(0o022)
+    try:
+        final2 = publish_model.publish(src, str(tmp_path / 'out2' / 'model'))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(final2).st_mode) == 0o644
     # a corrupted copy under the same name is refused
     with open(final, 'ab') as f:
         f.write(b'x')

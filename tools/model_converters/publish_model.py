@@ -41,6 +41,11 @@ def publish(src: str, out_prefix: str) -> str:
         with open(tmp, 'rb') as f:
             sha = hashlib.sha256(f.read()).hexdigest()
         final = f'{out_prefix}-{sha[:8]}.pth'
+        # mkstemp makes the file private (0600); a published checkpoint is
+        # meant to be shared: the permissions a plain open() would give
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, final)
     except BaseException:
         if osp.exists(tmp):
