@@ -4,7 +4,9 @@
     python tools/main_job.py [--work-dir work_dirs/main_job] [--seed 0]
 
 1. generate the synthetic A2D-format dataset (data/synthetic_a2d), unless
-   it is there already;
+   it is there already with the generator's default parameters (a copy made
+   with other parameters, e.g. by an older version, is replaced: the folder
+   holds generated data only);
 2. train the tiny config on it (tools/train.py);
 3. publish the final checkpoint under a hash-named file;
 4. evaluate it (tools/test.py, predictions dumped as RLE JSON), and score
@@ -26,7 +28,7 @@ import time
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(
     'configs', 'cmdyconv',
-    'dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py')
+    'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 DATA_ROOT = osp.join('data', 'synthetic_a2d')
 
 
@@ -46,6 +48,33 @@ def run(cmd, log_path=None):
             raise SystemExit(f'{cmd[1]} failed ({proc.returncode}); the end '
                              f'of {log_path}:\n{tail}')
     return time.time() - start
+
+
+def data_is_current(data_root):
+    """Whether ``data_root`` holds the dataset that the generator's
+    defaults (seed 0) make; returns (bool, why)."""
+    import inspect
+
+    from cmdyseg.datasets.synthetic_a2d import generate_synthetic_a2d
+    meta_path = osp.join(data_root, 'synthetic_meta.json')
+    if not osp.isfile(meta_path):
+        return False, 'not generated yet'
+    with open(meta_path, encoding='utf-8') as f:
+        params = json.load(f).get('params', {})
+    wanted = {
+        k: p.default
+        for k, p in inspect.signature(
+            generate_synthetic_a2d).parameters.items()
+        if p.default is not inspect.Parameter.empty and k in params
+    }
+    wanted['seed'] = 0
+    diff = {k: (params.get(k), v) for k, v in wanted.items()
+            if params.get(k) != v}
+    if diff:
+        return False, 'made with other parameters: ' + ', '.join(
+            f'{k}={have} (default {want})' for k, (have, want) in
+            sorted(diff.items()))
+    return True, ''
 
 
 def first_test_sentence(data_root):
@@ -75,10 +104,12 @@ def main(argv=None):
     os.makedirs(osp.join(REPO, work), exist_ok=True)
     times = {}
 
-    if not osp.isfile(osp.join(REPO, DATA_ROOT, 'synthetic_meta.json')):
+    current, why = data_is_current(osp.join(REPO, DATA_ROOT))
+    if not current:
+        print(f'{DATA_ROOT}: {why}; generating it', flush=True)
         times['generate data'] = run([
             py, 'tools/dataset_converters/generate_synthetic_a2d.py',
-            DATA_ROOT, '--seed', '0'
+            DATA_ROOT, '--seed', '0', '--overwrite'
         ])
 
     train_cmd = [

@@ -1,6 +1,6 @@
 # The tiny configuration with the CMDyConv head (no offsets) and no temporal
 # branch: isolates the effect of the context-modulated kernel.
-_base_ = ['./dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py']
+_base_ = ['./dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py']
 
 model = dict(
     neck=dict(use_temporal=False),

@@ -1,7 +1,7 @@
 # The tiny configuration with the baseline head (Gavrilyuk et al.'s DyConv)
 # and no temporal branch: the comparison point for the synthetic scenes
 # that only position or only motion disambiguates.
-_base_ = ['./dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py']
+_base_ = ['./dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py']
 
 model = dict(
     neck=dict(use_temporal=False),

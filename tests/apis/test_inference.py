@@ -16,7 +16,7 @@ from cmdyseg.utils.checkpoint import CheckpointError
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(
     REPO, 'configs', 'cmdyconv',
-    'dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py')
+    'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 # A random model's response maps are nearly flat, so the paper's rule (half
 # of the maximum) marks every pixel; logit > 0 gives masks with a shape.
 TEST_CFG = {'model.test_cfg': dict(mode='absolute', thr=0.5)}

@@ -14,7 +14,7 @@ from cmdyseg.structures import ReferSegDataSample
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(
     REPO, 'configs', 'cmdyconv',
-    'dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py')
+    'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 TEST_CFG = {'model.test_cfg': dict(mode='absolute', thr=0.5)}
 T, H, W = 3, 36, 44
 

@@ -17,7 +17,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'demo', 'inference.py')
 CONFIG = osp.join(
     REPO, 'configs', 'cmdyconv',
-    'dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py')
+    'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 T, H, W = 4, 46, 62
 SENTENCES = ['the red circle', 'a square on the right']
 

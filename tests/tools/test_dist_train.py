@@ -22,7 +22,7 @@ TOOLS = osp.join(ROOT, 'tools')
 SCRIPTS = ['dist_train.sh', 'dist_test.sh', 'slurm_train.sh', 'slurm_test.sh']
 CONFIG = osp.join(
     ROOT, 'configs', 'cmdyconv',
-    'dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py')
+    'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 
 # A stand-in for python / srun: writes its arguments (one per line) and
 # PYTHONPATH to $RECORD, then exits 0.

@@ -27,7 +27,7 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(
     ROOT, 'configs', 'cmdyconv',
-    'dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py')
+    'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 NUM_TRAIN = 2  # training samples used: 1 iteration per epoch at batch 2
 NUM_VAL = 2  # validation samples used
 NUM_TEST = 4  # test samples used: 2 iterations at batch 2

@@ -36,7 +36,7 @@ With ``--train-step CONFIG`` it instead times one full training step
 entry (the heads' ``backend`` argument), same weights, same process.
 
 Examples (what ``configs/cmdyconv/README.md`` reports), TINY_CFG being
-configs/cmdyconv/dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-\
+configs/cmdyconv/dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-\
 8x64x64.py::
 
     python tools/analysis/benchmark_op.py --shapes tiny issue \\

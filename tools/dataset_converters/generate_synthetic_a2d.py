@@ -7,12 +7,14 @@ Sentences is distributed, so ``A2DSentencesDataset`` reads it (see
 :mod:`cmdyseg.datasets.synthetic_a2d` and
 ``configs/_base_/datasets/synthetic_a2d.py``).
 
-The defaults (150 train + 50 test videos of 32 frames, 96 x 128 px, 3-5
-annotated frames each, 2 sentences per actor) give ~2.7k training and ~0.9k
+The defaults (480 train + 50 test videos of 32 frames, 96 x 128 px, 3-5
+annotated frames each, 2 sentences per actor) give ~8.6k training and ~0.9k
 test samples, a third of the videos in each kind of scene (``none`` /
 ``position`` / ``motion`` cue): enough to learn the colour, shape, position
-and motion words, and small enough to generate in well under a minute and
-to train the tiny 8 x 64 x 64 model on 2 CPU cores in minutes.
+and motion words without memorising the videos (with 150 training videos
+the tiny model scored mIoU 67 on them and 44 on the test videos), and
+small enough to generate in under half a minute. The test videos depend on
+the seed only, not on ``--num-train``.
 
 Example::
 
@@ -38,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'data/synthetic_a2d')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument(
-        '--num-train', type=int, default=150, help='training videos')
+        '--num-train', type=int, default=480, help='training videos')
     parser.add_argument(
         '--num-test', type=int, default=50, help='test videos')
     parser.add_argument(
