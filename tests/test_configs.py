@@ -16,7 +16,7 @@ from cmdyseg.utils import register_all_modules
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'cmdyconv', '*.py')))
 TINY = osp.join(REPO, 'configs', 'cmdyconv',
-                'dcmdyconv-temporal_i3d-r18_1xb8-8e_synthetic-a2d-8x64x64.py')
+                'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 
 register_all_modules(init_default_scope=False)
 
@@ -95,3 +95,17 @@ def test_tiny_config_trains_and_predicts():
         assert pred.seg_logits.shape == (64, 64)
         # the half-max rule always keeps the peak
         assert pred.pred_mask.data.sum() > 0
+
+
+def test_metafile_lists_every_config_once():
+    """OpenMMLab metafile: one model entry per config file, no entry for a
+    missing file, names matching the file names."""
+    import yaml
+    with open(osp.join(REPO, 'configs', 'cmdyconv', 'metafile.yml')) as f:
+        models = yaml.safe_load(f)['Models']
+    listed = [m['Config'] for m in models]
+    assert len(listed) == len(set(listed))
+    on_disk = {osp.relpath(c, REPO) for c in CONFIGS}
+    assert set(listed) == on_disk
+    for m in models:
+        assert m['Name'] == osp.splitext(osp.basename(m['Config']))[0]
