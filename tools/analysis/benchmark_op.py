@@ -15,6 +15,10 @@ the baseline of the same round:
   channel), summed over each group -- written here independently of the
   library's backends.
 
+(On a GPU machine without mmcv / mmengine,
+``tools/analysis/benchmark_op_cuda.py`` times the Triton kernels against
+torchvision's ``deform_conv2d`` with torch, triton and torchvision only.)
+
 It also prints the bytes-moved lower bound of the operation (every input
 read once and every output written once: forward reads ``x, kt, kv,
 offset`` and writes the result; backward additionally reads the output

@@ -12,12 +12,24 @@ One kernel computes the whole of eq. 11 / 12 without ``P``:
 -- channel scaling by :math:`k^T`, bilinear sampling at the offset window
 positions (mmcv's conventions, see :mod:`.cmdyconv`), modulation by
 :math:`k^V` and the reduction over the ``N`` channels and 9 positions of
-group ``j`` -- in one pass: a program owns one (sample ``b``, group ``j``,
-block of pixels) tile of (N, BLOCK_P) values and writes (BLOCK_P,) results.
-Nothing of size (B, C * 9, H, W) is ever written.
+group ``j`` -- in one pass. Two kernel families, picked per call:
 
-The backward kernel recomputes the samples tile by tile and produces every
-gradient in the same pass:
+* *channels-last* (``_cl_*``), when one offset field is shared by all
+  channels (the paper's layout) and the group sizes are powers of two:
+  ``x`` is copied channels-last and a program owns (sample, CL_BLOCK_P
+  pixels, CL_BLOCK_C channels), so the bilinear plan is computed once per
+  pixel for all its channels, every gather reads contiguous channels and
+  the offset gradient is summed in registers;
+* *tiled* (the others): a program owns one (sample ``b``, group ``j``,
+  block of pixels) tile of (N, BLOCK_P) values and writes (BLOCK_P,)
+  results.
+
+Nothing of size (B, C * 9, H, W) is ever written. Launch shapes were
+chosen on an H100 with ``tools/analysis/benchmark_op_cuda.py --tune``.
+
+The backward kernels recompute the samples tile by tile and produce every
+gradient in the same pass (tiled family; the channels-last one likewise,
+with the offset gradient stored per channel block and summed by torch):
 
 * ``kV``: :math:`k^T g \, F(\cdot)` per channel (stored; summed over the
   tile's channels first when they share a mask group),
