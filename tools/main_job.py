@@ -59,8 +59,12 @@ def data_is_current(data_root):
     meta_path = osp.join(data_root, 'synthetic_meta.json')
     if not osp.isfile(meta_path):
         return False, 'not generated yet'
-    with open(meta_path, encoding='utf-8') as f:
-        params = json.load(f).get('params', {})
+    try:
+        with open(meta_path, encoding='utf-8') as f:
+            params = json.load(f)['params']
+        params = dict(params)
+    except (ValueError, KeyError, TypeError) as e:
+        return False, f'{meta_path} is unreadable ({e!r})'
     wanted = {
         k: p.default
         for k, p in inspect.signature(

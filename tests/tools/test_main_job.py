@@ -59,3 +59,11 @@ def test_real_generator_meta_is_compared(tmp_path):
                            num_frames=8, height=32, width=32)
     ok, why = _load().data_is_current(str(root))
     assert not ok and 'num_train=1' in why and 'num_frames=8' in why
+
+
+def test_unreadable_meta_is_named(tmp_path):
+    root = tmp_path / 'd'
+    root.mkdir()
+    (root / 'synthetic_meta.json').write_text('{not json')
+    ok, why = _load().data_is_current(str(root))
+    assert not ok and 'synthetic_meta.json is unreadable' in why

@@ -308,7 +308,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--shapes', nargs='+', default=['paper'],
                         choices=sorted(SHAPES))
-    parser.add_argument('--layouts', nargs='+', default=list(LAYOUTS))
+    parser.add_argument('--layouts', nargs='+', default=list(LAYOUTS),
+                        choices=LAYOUTS)
     parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--skip-check', action='store_true')
     parser.add_argument('--no-torch', action='store_true',
@@ -316,6 +317,7 @@ def main(argv=None):
     parser.add_argument('--json', default=None)
     parser.add_argument(
         '--tune', nargs='*', default=None, metavar='LAYOUT',
+        choices=LAYOUTS,
         help='also time the Triton launch shapes in TUNE at the first '
         'shape for these layouts')
     args = parser.parse_args(argv)
