@@ -39,7 +39,6 @@ import statistics
 import sys
 
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAYERS = os.path.join(HERE, '..', '..', 'cmdyseg', 'models', 'layers')
@@ -48,24 +47,25 @@ LAYOUTS = ('channel-off1', 'group-off1', 'group-offG', 'channel-none',
            'group-none')
 
 
-def _load(name):
+def _load(name, folder=LAYERS):
     spec = importlib.util.spec_from_file_location(
-        name, os.path.join(LAYERS, name + '.py'))
+        name, os.path.join(folder, name + '.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def parse_layout(layout, c, g):
-    kv_kind, off_kind = layout.split('-')
-    mg = c if kv_kind == 'channel' else g
-    og = {'none': 0, 'off1': 1, 'offG': g}[off_kind]
-    return mg, og
+# the CPU benchmark's layout names, unfold formulation (without offsets)
+# and bytes-moved lower bound (it imports only torch at module level)
+_CPU = _load('benchmark_op', HERE)
+parse_layout = _CPU.parse_layout
+unfold_op = _CPU.unfold_baseline
+bytes_lower_bound = _CPU.bytes_lower_bound
 
 
 def make_inputs(shape, layout, dtype, seed=0, device='cuda'):
     b, c, g, h = shape
-    mg, og = parse_layout(layout, c, g)
+    mg, og = parse_layout(layout, g, c)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(b, c, h, h, generator=gen, dtype=torch.float64)
     kt = torch.rand(b, c, generator=gen, dtype=torch.float64) * 2 - 1
@@ -102,15 +102,6 @@ def torchvision_op(x, kt, kv, offset, groups):
     return DEFORM_CONV2D(
         x * kt.view(b, c, 1, 1), off.reshape(b, dg * 18, h, w), weight,
         padding=1, mask=mask.reshape(b, dg * 9, h, w))
-
-
-def unfold_op(x, kt, kv, offset, groups):
-    """The F.unfold formulation *without offsets*."""
-    b, c, h, w = x.shape
-    mg = kv.shape[1] // 9
-    cols = F.unfold(x * kt.view(b, c, 1, 1), 3, padding=1)
-    prod = cols.view(b, mg, c // mg, 9, h * w) * kv.view(b, mg, 1, 9, h * w)
-    return prod.view(b, groups, -1, h * w).sum(2).view(b, groups, h, w)
 
 
 def backends(tri, tch):
@@ -181,14 +172,6 @@ def check(ops, shape, dtype, report, device='cuda'):
             report.append(dict(shape=shape, layout=layout, dtype=str(dtype),
                                backend=name, errors=errs, tol=tol, ok=good))
     return ok
-
-
-def bytes_lower_bound(tensors, groups):
-    x = tensors[0]
-    b, _, h, w = x.shape
-    ins = sum(t.numel() * t.element_size() for t in tensors if t is not None)
-    out = b * groups * h * w * x.element_size()
-    return ins + out, 3 * ins + 2 * out
 
 
 def time_one(fn, reps):
