@@ -137,6 +137,44 @@ def _offset_plan(off_ptr, row, p, hh, ww, ky, kx, tmask, H, W,
 
 
 @triton.jit
+def _gather4(p00, dx, dy, ok00, ok01, ok10, ok11, ACC: tl.constexpr):
+    """The four bilinear neighbours: ``p00`` points at (y0, x0), ``dx`` /
+    ``dy`` are the pointer steps to (y0, x0 + 1) / (y0 + 1, x0)."""
+    v00 = tl.load(p00, mask=ok00, other=0.).to(ACC)
+    v01 = tl.load(p00 + dx, mask=ok01, other=0.).to(ACC)
+    v10 = tl.load(p00 + dy, mask=ok10, other=0.).to(ACC)
+    v11 = tl.load(p00 + dy + dx, mask=ok11, other=0.).to(ACC)
+    return v00, v01, v10, v11
+
+
+@triton.jit
+def _bilinear(ly, lx, v00, v01, v10, v11):
+    return (1 - ly) * ((1 - lx) * v00 + lx * v01) + ly * (
+        (1 - lx) * v10 + lx * v11)
+
+
+@triton.jit
+def _scatter4(p00, dx, dy, a, ly, lx, ok00, ok01, ok10, ok11):
+    """Add ``a`` times each neighbour's bilinear weight to its gradient
+    (layout as in :func:`_gather4`)."""
+    hy = 1 - ly
+    hx = 1 - lx
+    _red(p00, a * hy * hx, mask=ok00)
+    _red(p00 + dx, a * hy * lx, mask=ok01)
+    _red(p00 + dy, a * ly * hx, mask=ok10)
+    _red(p00 + dy + dx, a * ly * lx, mask=ok11)
+
+
+@triton.jit
+def _offset_grads(a, vf, ly, lx, v00, v01, v10, v11):
+    """``a`` times the derivatives of the sample by (dy, dx); zero for
+    samples outside the image (``vf`` = 0)."""
+    gdy = a * vf * ((1 - lx) * (v10 - v00) + lx * (v11 - v01))
+    gdx = a * vf * ((1 - ly) * (v01 - v00) + ly * (v11 - v10))
+    return gdy, gdx
+
+
+@triton.jit
 def _cmdyconv_fwd_kernel(x_ptr, kt_ptr, kv_ptr, off_ptr, out_ptr, C, H, W,
                          G, N, M, CM, OG, CG,
                          HAS_OFFSET: tl.constexpr,
@@ -168,20 +206,11 @@ def _cmdyconv_fwd_kernel(x_ptr, kt_ptr, kv_ptr, off_ptr, out_ptr, C, H, W,
             row = _offset_rows(b, c, j, k, OG, N, CG, OFF_SHARED)
             y0, x0, ly, lx, valid = _offset_plan(off_ptr, row, p, hh, ww,
                                                  ky, kx, tmask, H, W, ACC)
-            hy = 1 - ly
-            hx = 1 - lx
-            v00 = tl.load(x_chan + y0 * W + x0,
-                          mask=_ok(y0, x0, H, W, valid), other=0.).to(ACC)
-            v01 = tl.load(x_chan + y0 * W + x0 + 1,
-                          mask=_ok(y0, x0 + 1, H, W, valid),
-                          other=0.).to(ACC)
-            v10 = tl.load(x_chan + (y0 + 1) * W + x0,
-                          mask=_ok(y0 + 1, x0, H, W, valid),
-                          other=0.).to(ACC)
-            v11 = tl.load(x_chan + (y0 + 1) * W + x0 + 1,
-                          mask=_ok(y0 + 1, x0 + 1, H, W, valid),
-                          other=0.).to(ACC)
-            s = hy * (hx * v00 + lx * v01) + ly * (hx * v10 + lx * v11)
+            v00, v01, v10, v11 = _gather4(
+                x_chan + y0 * W + x0, 1, W, _ok(y0, x0, H, W, valid),
+                _ok(y0, x0 + 1, H, W, valid), _ok(y0 + 1, x0, H, W, valid),
+                _ok(y0 + 1, x0 + 1, H, W, valid), ACC)
+            s = _bilinear(ly, lx, v00, v01, v10, v11)
         else:
             yy = hh + ky
             xx = ww + kx
@@ -233,27 +262,19 @@ def _cmdyconv_bwd_kernel(x_ptr, kt_ptr, kv_ptr, off_ptr, gout_ptr, gx_ptr,
             row = _offset_rows(b, c, j, k, OG, N, CG, OFF_SHARED)
             y0, x0, ly, lx, valid = _offset_plan(off_ptr, row, p, hh, ww,
                                                  ky, kx, tmask, H, W, ACC)
-            hy = 1 - ly
-            hx = 1 - lx
             ok00 = _ok(y0, x0, H, W, valid)
             ok01 = _ok(y0, x0 + 1, H, W, valid)
             ok10 = _ok(y0 + 1, x0, H, W, valid)
             ok11 = _ok(y0 + 1, x0 + 1, H, W, valid)
             i00 = y0 * W + x0
-            v00 = tl.load(x_chan + i00, mask=ok00, other=0.).to(ACC)
-            v01 = tl.load(x_chan + i00 + 1, mask=ok01, other=0.).to(ACC)
-            v10 = tl.load(x_chan + i00 + W, mask=ok10, other=0.).to(ACC)
-            v11 = tl.load(x_chan + i00 + W + 1, mask=ok11, other=0.).to(ACC)
-            s = hy * (hx * v00 + lx * v01) + ly * (hx * v10 + lx * v11)
+            v00, v01, v10, v11 = _gather4(x_chan + i00, 1, W, ok00, ok01,
+                                          ok10, ok11, ACC)
+            s = _bilinear(ly, lx, v00, v01, v10, v11)
             # gradient of the sample
             a = kt * m * g
-            _red(gx_chan + i00, a * hy * hx, mask=ok00)
-            _red(gx_chan + i00 + 1, a * hy * lx, mask=ok01)
-            _red(gx_chan + i00 + W, a * ly * hx, mask=ok10)
-            _red(gx_chan + i00 + W + 1, a * ly * lx, mask=ok11)
-            vf = valid.to(ACC)
-            gdy = a * vf * (hx * (v10 - v00) + lx * (v11 - v01))
-            gdx = a * vf * (hy * (v01 - v00) + ly * (v11 - v10))
+            _scatter4(gx_chan + i00, 1, W, a, ly, lx, ok00, ok01, ok10, ok11)
+            gdy, gdx = _offset_grads(a, valid.to(ACC), ly, lx, v00, v01, v10,
+                                     v11)
             if OFF_SHARED:
                 gptr = goff_ptr + row.to(tl.int64) * HW + p
                 gdy1 = tl.sum(gdy, axis=0)
@@ -335,17 +356,15 @@ def _cl_samples(xb, p, hh, ww, ky, kx, off_ptr, b, k, c, pmask, H, W, C,
     ok01 = _ok(y0, x0 + 1, H, W, valid)
     ok10 = _ok(y0 + 1, x0, H, W, valid)
     ok11 = _ok(y0 + 1, x0 + 1, H, W, valid)
-    i00 = (y0 * W + x0).to(tl.int64) * C
-    cc = c[None, :]
-    v00 = tl.load(xb + i00[:, None] + cc, mask=ok00[:, None],
-                  other=0.).to(ACC)
-    v01 = tl.load(xb + (i00 + C)[:, None] + cc, mask=ok01[:, None],
-                  other=0.).to(ACC)
-    v10 = tl.load(xb + (i00 + W * C)[:, None] + cc, mask=ok10[:, None],
-                  other=0.).to(ACC)
-    v11 = tl.load(xb + (i00 + W * C + C)[:, None] + cc, mask=ok11[:, None],
-                  other=0.).to(ACC)
-    return (i00, ok00, ok01, ok10, ok11, ly[:, None], lx[:, None],
+    # (BLOCK_P, BLOCK_C) pointers and masks, channels contiguous
+    off00 = (y0 * W + x0).to(tl.int64)[:, None] * C + c[None, :]
+    ok00 = ok00[:, None]
+    ok01 = ok01[:, None]
+    ok10 = ok10[:, None]
+    ok11 = ok11[:, None]
+    v00, v01, v10, v11 = _gather4(xb + off00, C, W * C, ok00, ok01, ok10,
+                                  ok11, ACC)
+    return (off00, ok00, ok01, ok10, ok11, ly[:, None], lx[:, None],
             valid.to(ACC)[:, None], v00, v01, v10, v11)
 
 
@@ -375,9 +394,7 @@ def _cl_fwd_kernel(xcl_ptr, kt_ptr, kv_ptr, off_ptr, out_ptr, C, H, W, G, M,
                     p[:, None], mask=pmask[:, None], other=0.).to(ACC)
         (_, _, _, _, _, ly, lx, _, v00, v01, v10, v11) = _cl_samples(
             xb, p, hh, ww, ky, kx, off_ptr, b, k, c, pmask, H, W, C, ACC)
-        s = (1 - ly) * ((1 - lx) * v00 + lx * v01) + ly * (
-            (1 - lx) * v10 + lx * v11)
-        acc += m * s
+        acc += m * _bilinear(ly, lx, v00, v01, v10, v11)
     acc = acc * kt[None, :]
     res = tl.sum(tl.reshape(acc, (BLOCK_P, BLOCK_C // N, N)), axis=2)
     j = tl.program_id(2) * (BLOCK_C // N) + tl.arange(0, BLOCK_C // N)
@@ -417,22 +434,15 @@ def _cl_bwd_kernel(xcl_ptr, kt_ptr, kv_ptr, off_ptr, gout_ptr, gxcl_ptr,
         kx = k % 3 - 1
         m = tl.load(kv_ptr + (mrow + k).to(tl.int64)[None, :] * HW +
                     p[:, None], mask=pmask[:, None], other=0.).to(ACC)
-        (i00, ok00, ok01, ok10, ok11, ly, lx, vf, v00, v01, v10,
+        (off00, ok00, ok01, ok10, ok11, ly, lx, vf, v00, v01, v10,
          v11) = _cl_samples(xb, p, hh, ww, ky, kx, off_ptr, b, k, c, pmask,
                             H, W, C, ACC)
-        hy = 1 - ly
-        hx = 1 - lx
-        s = hy * (hx * v00 + lx * v01) + ly * (hx * v10 + lx * v11)
+        s = _bilinear(ly, lx, v00, v01, v10, v11)
         a = kt * m * g
-        cc = c[None, :]
-        _red(gxb + i00[:, None] + cc, a * hy * hx, mask=ok00[:, None])
-        _red(gxb + (i00 + C)[:, None] + cc, a * hy * lx, mask=ok01[:, None])
-        _red(gxb + (i00 + W * C)[:, None] + cc, a * ly * hx,
-             mask=ok10[:, None])
-        _red(gxb + (i00 + W * C + C)[:, None] + cc, a * ly * lx,
-             mask=ok11[:, None])
-        gdy = tl.sum(a * vf * (hx * (v10 - v00) + lx * (v11 - v01)), axis=1)
-        gdx = tl.sum(a * vf * (hy * (v01 - v00) + ly * (v11 - v10)), axis=1)
+        _scatter4(gxb + off00, C, W * C, a, ly, lx, ok00, ok01, ok10, ok11)
+        gdy, gdx = _offset_grads(a, vf, ly, lx, v00, v01, v10, v11)
+        gdy = tl.sum(gdy, axis=1)
+        gdx = tl.sum(gdx, axis=1)
         orow = ((b * nb + cb) * 18 + 2 * k).to(tl.int64) * HW
         tl.store(goff_ptr + orow + p, gdy, mask=pmask)
         tl.store(goff_ptr + orow + HW + p, gdx, mask=pmask)
