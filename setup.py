@@ -1,5 +1,8 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
+import os
 import os.path as osp
+import sys
+import warnings
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -27,6 +30,34 @@ def parse_requirements(fname):
     return reqs
 
 
+def get_extensions():
+    """The compiled CPU kernel of the CMDyConv operation
+    (``cmdyseg/models/layers/csrc``), built against the installed torch.
+
+    Set ``CMDYSEG_WITH_OPS=0`` to skip it: the library then falls back to
+    its pure-PyTorch backend (slower on CPU, same results).
+    """
+    if os.environ.get('CMDYSEG_WITH_OPS', '1') == '0':
+        return [], {}
+    try:
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except ImportError:
+        warnings.warn('torch is not importable at build time (install it '
+                      'first and use --no-build-isolation): building '
+                      'cmdyseg without its compiled CPU kernel')
+        return [], {}
+    flags = ['-O3', '-g0', '-fopenmp-simd']
+    if sys.platform == 'win32':
+        flags = []
+    ext = CppExtension(
+        'cmdyseg.models.layers._cmdyconv_cpu',
+        ['cmdyseg/models/layers/csrc/cmdyconv_cpu.cpp'],
+        extra_compile_args=flags)
+    return [ext], {'build_ext': BuildExtension}
+
+
+EXT_MODULES, CMDCLASS = get_extensions()
+
 with open(osp.join(HERE, 'README.md'), encoding='utf-8') as f:
     long_description = f.read()
 
@@ -42,7 +73,9 @@ setup(
     packages=find_packages(exclude=('configs', 'tools', 'demo', 'tests',
                                     'tests.*')),
     # data files that live beside the code (class-name lists and the like)
-    package_data={'': ['*.txt', '*.json', '*.yml']},
+    package_data={'': ['*.txt', '*.json', '*.yml', '*.cpp']},
+    ext_modules=EXT_MODULES,
+    cmdclass=CMDCLASS,
     install_requires=parse_requirements('runtime.txt'),
     extras_require=dict(
         tests=parse_requirements('tests.txt'),

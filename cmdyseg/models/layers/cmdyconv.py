@@ -51,8 +51,12 @@ convolution. A backend is a function ``fn(x, mask, offset, groups)`` with
 *fused* backend takes ``(x, kt, kv, offset, groups)`` and does the scaling
 itself. Registered here:
 
+* ``'cpp'`` (:mod:`.cmdyconv_cpu`): compiled CPU kernels for the
+  deformable operation (built by ``pip install``; the ``'torch'`` path
+  without offsets, where that is faster); the CPU default when built.
 * ``'torch'`` (:mod:`.cmdyconv_torch`): pure PyTorch with a hand-written
-  backward that never builds the column buffer; the CPU default.
+  backward that never builds the column buffer; the CPU default when the
+  extension is not built.
 * ``'torch-autograd'``: the plain autograd ``F.unfold`` / gather
   formulation, kept as a cross-check (twice differentiable).
 * ``'mmcv'``: mmcv's compiled ``modulated_deform_conv2d`` (on CPU slower
@@ -71,6 +75,7 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
 
+from .cmdyconv_cpu import cpp_cmdyconv, extension_available, extension_error
 from .cmdyconv_torch import torch_cmdyconv
 
 KERNEL_SIZE = 3
@@ -89,7 +94,7 @@ _BACKENDS: Dict[str, _Backend] = {}
 # The order in which ``'auto'`` tries the backends, per device type (other
 # device types use the 'cpu' list).
 AUTO_PRIORITY: Dict[str, List[str]] = {
-    'cpu': ['torch'],
+    'cpu': ['cpp', 'torch'],
     'cuda': ['triton', 'mmcv', 'torch'],
 }
 _LOGGED = set()
@@ -149,8 +154,9 @@ def get_cmdyconv_backend(
     """Resolve a backend name to ``(resolved_name, function)``.
 
     The one dispatch point for the operation. ``'auto'`` picks the first
-    available backend of ``AUTO_PRIORITY[device type]``: on CPU the fast
-    pure-PyTorch ``'torch'`` backend (faster than mmcv's CPU kernel in every
+    available backend of ``AUTO_PRIORITY[device type]``: on CPU the compiled
+    ``'cpp'`` kernels when the extension is built, else the pure-PyTorch
+    ``'torch'`` backend (both faster than mmcv's CPU kernel in every
     layout, see ``tools/analysis/benchmark_op.py``); on CUDA the fused Triton
     kernel when ``triton`` imports, else mmcv's compiled op, else
     ``'torch'``. Each (device type, requested name, choice) is logged once
@@ -159,7 +165,8 @@ def get_cmdyconv_backend(
 
     Args:
         name (str): ``'auto'``, or a registered backend name
-            (``'torch'``, ``'torch-autograd'``, ``'mmcv'``, ``'triton'``).
+            (``'cpp'``, ``'torch'``, ``'torch-autograd'``, ``'mmcv'``,
+            ``'triton'``).
         device (str | torch.device, optional): where the operands live;
             None means CPU.
 
@@ -185,6 +192,8 @@ def get_cmdyconv_backend(
         resolved = name
         if not _BACKENDS[name].is_available():
             hint = _HINTS.get(name, '')
+            if name == 'cpp':
+                hint += f' Import error: {extension_error()}'
             raise RuntimeError(
                 f'CMDyConv backend {name!r} is not available here. {hint}')
     key = (dev_type, name, resolved)
@@ -209,6 +218,11 @@ _MMCV_STATE = {}
 
 _HINTS = {
     'mmcv': _MMCV_HINT,
+    'cpp': ('It needs cmdyseg\'s compiled extension '
+            '(cmdyseg.models.layers._cmdyconv_cpu), built by '
+            '`pip install --no-build-isolation -e .` with torch installed '
+            'first and CMDYSEG_WITH_OPS unset. Use backend="torch" or '
+            '"auto" otherwise.'),
     'triton': ('It needs the `triton` package, and CUDA tensors or '
                'TRITON_INTERPRET=1 (the slow CPU interpreter, for tests).'),
 }
@@ -273,6 +287,21 @@ def _mmcv_backend(x: Tensor, mask: Tensor, offset: Optional[Tensor],
 # --------------------------------------------------------------------------
 # the fast one (cmdyconv_torch.py): no column buffer, hand-written backward
 register_cmdyconv_backend('torch')(torch_cmdyconv)
+
+
+# --------------------------------------------------------------------------
+# compiled CPU kernels (cmdyconv_cpu.py, csrc/cmdyconv_cpu.cpp)
+# --------------------------------------------------------------------------
+@register_cmdyconv_backend(
+    'cpp',
+    is_available=extension_available,
+    auto_priority=0,
+    device_types=('cpu', ))
+def _cpp_backend(x: Tensor, mask: Tensor, offset: Optional[Tensor],
+                 groups: int) -> Tensor:
+    """The compiled kernels with offsets, the ``'torch'`` shifted path
+    without them (faster there), see :mod:`.cmdyconv_cpu`."""
+    return cpp_cmdyconv(x, mask, offset, groups)
 
 
 @register_cmdyconv_backend('torch-autograd', device_types=())
@@ -403,7 +432,7 @@ def cmdyconv(x: Tensor,
         groups (int): ``G``.
         backend (str): ``'auto'`` (chosen by ``x.device``, see
             :func:`get_cmdyconv_backend`) or a name registered with
-            :func:`register_cmdyconv_backend` (``'torch'``,
+            :func:`register_cmdyconv_backend` (``'cpp'``, ``'torch'``,
             ``'torch-autograd'``, ``'mmcv'``, ``'triton'``).
 
     Returns:

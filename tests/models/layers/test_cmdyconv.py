@@ -9,7 +9,7 @@ from cmdyseg.models.layers import (available_cmdyconv_backends, cmdyconv,
                                    get_cmdyconv_backend)
 from cmdyseg.models.layers.cmdyconv import _mmcv_available
 
-BACKENDS = ['torch', 'torch-autograd', 'mmcv']
+BACKENDS = ['cpp', 'torch', 'torch-autograd', 'mmcv']
 requires_mmcv = pytest.mark.skipif(
     not _mmcv_available(),
     reason='mmcv compiled ops (mmcv.ops.modulated_deform_conv2d) do not '
@@ -18,7 +18,7 @@ requires_mmcv = pytest.mark.skipif(
 
 def _backend_or_skip(name):
     if name not in available_cmdyconv_backends():
-        pytest.skip(f'backend {name!r} not available here (mmcv compiled '
+        pytest.skip(f'backend {name!r} not available here (its compiled '
                     'ops do not import)')
 
 
@@ -92,8 +92,8 @@ def test_torch_backend_gradcheck():
 @requires_mmcv
 @pytest.mark.parametrize('c,g,per_channel,og', CASES + [(32, 8, True, 1)])
 @pytest.mark.parametrize('zero_offsets', [False, True])
-def test_torch_backend_agrees_with_mmcv_float32(c, g, per_channel, og,
-                                                zero_offsets):
+def test_fast_backends_agree_with_mmcv_float32(c, g, per_channel, og,
+                                               zero_offsets):
     """float32, forward and every gradient, to 1e-5; zero offsets are the
     state a zero-initialised offset branch starts from (samples exactly on
     pixels and at the border, where the offset gradient is one-sided)."""
@@ -106,14 +106,16 @@ def test_torch_backend_agrees_with_mmcv_float32(c, g, per_channel, og,
     if zero_offsets:
         offset = torch.zeros_like(offset)
     results = {}
-    for backend in ('torch', 'torch-autograd', 'mmcv'):
+    compared = [n for n in ('cpp', 'torch', 'torch-autograd')
+                if n in available_cmdyconv_backends()]
+    for backend in compared + ['mmcv']:
         leaves = [t.detach().clone().requires_grad_(True)
                   for t in (x, kt, kv, offset) if t is not None]
         out = cmdyconv(*leaves[:3], leaves[3] if offset is not None else None,
                        groups=g, backend=backend)
         results[backend] = (out, _grads(out, leaves))
     out_m, grads_m = results['mmcv']
-    for backend in ('torch', 'torch-autograd'):
+    for backend in compared:
         out_t, grads_t = results[backend]
         torch.testing.assert_close(out_t, out_m, rtol=1e-5, atol=1e-5)
         for name, a, e in zip(['x', 'kt', 'kv', 'offset'], grads_t,
@@ -126,10 +128,12 @@ def test_torch_backend_agrees_with_mmcv_float32(c, g, per_channel, og,
 def test_dispatch():
     name, fn = get_cmdyconv_backend('torch')
     assert name == 'torch' and callable(fn)
-    # CPU tensors: the fast pure-PyTorch path, whatever else imports
+    # CPU tensors: the compiled kernels when built, else the fast
+    # pure-PyTorch path, whatever else imports
+    cpu_choice = 'cpp' if 'cpp' in available_cmdyconv_backends() else 'torch'
     auto, _ = get_cmdyconv_backend('auto')
-    assert auto == 'torch'
-    assert get_cmdyconv_backend('auto', torch.device('cpu'))[0] == 'torch'
+    assert auto == cpu_choice
+    assert get_cmdyconv_backend('auto', torch.device('cpu'))[0] == cpu_choice
     with pytest.raises(KeyError, match='unknown CMDyConv backend'):
         get_cmdyconv_backend('nope')
     if not _mmcv_available():

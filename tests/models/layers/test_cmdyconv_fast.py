@@ -1,6 +1,6 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
-"""The fast CMDyConv backends ('torch', 'triton') against eq. 11 / 12
-written out with loops, and the device-aware dispatch.
+"""The fast CMDyConv backends ('cpp', 'torch', 'triton') against eq. 11 /
+12 written out with loops, and the device-aware dispatch.
 
 The Triton kernels run in Triton's CPU interpreter here (TRITON_INTERPRET=1
 is set below, before the kernels are imported, unless CUDA is present);
@@ -20,6 +20,7 @@ from cmdyseg.models.layers import (AUTO_PRIORITY, available_cmdyconv_backends,
 
 # the module (the package attribute of that name is the function)
 cmdyconv_module = importlib.import_module('cmdyseg.models.layers.cmdyconv')
+cmdyconv_cpu = importlib.import_module('cmdyseg.models.layers.cmdyconv_cpu')
 
 
 def _grads(out, tensors, seed=1):
@@ -99,7 +100,8 @@ def test_torch_backend_float64(c, g, mg, og):
                              dict(rtol=1e-9, atol=1e-10))
 
 
-@pytest.mark.parametrize('backend', ['torch', 'torch-autograd', 'mmcv'])
+@pytest.mark.parametrize('backend',
+                         ['cpp', 'torch', 'torch-autograd', 'mmcv'])
 @pytest.mark.parametrize('c,g,mg,og', LAYOUTS[:4])
 def test_float32_agrees_with_reference(backend, c, g, mg, og):
     """The acceptance tolerance: 1e-5 in float32, forward and backward,
@@ -108,6 +110,121 @@ def test_float32_agrees_with_reference(backend, c, g, mg, og):
         pytest.skip(f'backend {backend!r} not available here')
     _check_against_reference(backend, c, g, mg, og, torch.float32,
                              dict(rtol=1e-5, atol=1e-5))
+
+
+# --------------------------------------------------------------------------
+# compiled CPU kernels ('cpp')
+# --------------------------------------------------------------------------
+WITH_OPS = os.environ.get('CMDYSEG_WITH_OPS', '1') != '0'
+requires_ext = pytest.mark.skipif(
+    not cmdyconv_cpu.extension_available(),
+    reason='the compiled extension is not built (CMDYSEG_WITH_OPS=0)')
+
+
+@pytest.mark.skipif(not WITH_OPS, reason='CMDYSEG_WITH_OPS=0')
+def test_extension_is_built():
+    """``pip install -e .`` builds the kernel; a failed build must fail
+    here rather than skip every 'cpp' test."""
+    assert cmdyconv_cpu.extension_available(), \
+        cmdyconv_cpu.extension_error()
+    assert 'cpp' in available_cmdyconv_backends()
+
+
+@requires_ext
+@pytest.mark.parametrize('c,g,mg,og', LAYOUTS)
+def test_cpp_backend_float64(c, g, mg, og, monkeypatch):
+    """Every layout; with offsets the compiled kernels run (checked)."""
+    calls = []
+    real = cmdyconv_cpu._CompiledCMDyConv.apply
+    monkeypatch.setattr(cmdyconv_cpu._CompiledCMDyConv, 'apply',
+                        lambda *a: calls.append(1) or real(*a))
+    _check_against_reference('cpp', c, g, mg, og, torch.float64,
+                             dict(rtol=1e-9, atol=1e-10))
+    assert bool(calls) == bool(og)
+
+
+@requires_ext
+@pytest.mark.parametrize('h,w', [(1, 1), (3, 40), (17, 5)])
+def test_cpp_backend_image_sizes(h, w):
+    """Pixel tiles of 16: images smaller than one tile, rows spanning
+    tiles, a partial last tile."""
+    _check_against_reference('cpp', 8, 2, 'C', 1, torch.float64,
+                             dict(rtol=1e-9, atol=1e-10), h=h, w=w)
+
+
+@requires_ext
+def test_cpp_backend_zero_offsets_match_mmcv_convention():
+    """Zero offsets put every sample on a pixel and the border ones at
+    exactly -1 (zero offset gradient there, one-sided elsewhere), as the
+    'torch-autograd' backend does."""
+    x, kt, kv, offset = _inputs(2, 8, 2, 5, 6, 8, 1, torch.float32, 3)
+    offset = torch.zeros_like(offset)
+    results = []
+    for backend in ('cpp', 'torch-autograd'):
+        leaves = _leaves(x, kt, kv, offset)
+        out = cmdyconv(*leaves, groups=2, backend=backend)
+        results.append([out] + list(_grads(out, leaves)))
+    for a, e in zip(*results):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)
+
+
+@requires_ext
+def test_cpp_backend_threads_and_repeated_backward():
+    """Results do not depend on the thread count (no atomics: bitwise
+    equal), and a graph kept with retain_graph gives the same gradients
+    twice."""
+    x, kt, kv, offset = _leaves(*_inputs(4, 32, 8, 9, 11, 32, 1,
+                                         torch.float32, 6))
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out = cmdyconv(x, kt, kv, offset, 8, backend='cpp')
+            results.append([out] + list(_grads(out, [x, kt, kv, offset])))
+    finally:
+        torch.set_num_threads(threads)
+    for a, e in zip(*results):
+        assert torch.equal(a, e)
+    out = cmdyconv(x, kt, kv, offset, 8, backend='cpp')
+    first = torch.autograd.grad(out.square().sum(), [x, kv, offset],
+                                retain_graph=True)
+    second = torch.autograd.grad(out.square().sum(), [x, kv, offset])
+    for a, e in zip(first, second):
+        assert torch.equal(a, e)
+
+
+@requires_ext
+def test_cpp_backend_gradcheck():
+    x, kt, kv, offset = _leaves(*_inputs(1, 4, 2, 4, 5, 4, 2,
+                                         torch.float64, 8))
+    assert torch.autograd.gradcheck(
+        lambda *a: cmdyconv(*a, groups=2, backend='cpp'),
+        (x, kt, kv, offset))
+
+
+@requires_ext
+def test_cpp_backend_other_dtypes_fall_back_to_torch():
+    x, kt, kv, offset = _inputs(1, 8, 2, 4, 5, 8, 1, torch.float32, 9)
+    args = [t.to(torch.bfloat16) for t in (x, kt, kv, offset)]
+    out = cmdyconv(*args, groups=2, backend='cpp')
+    ref = cmdyconv(*args, groups=2, backend='torch')
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref)
+
+
+def test_cpp_backend_missing_extension_is_named(monkeypatch):
+    monkeypatch.setitem(cmdyconv_cpu._STATE, 'ext', None)
+    monkeypatch.setitem(cmdyconv_cpu._STATE, 'error',
+                        "ImportError('no _cmdyconv_cpu')")
+    monkeypatch.setattr(cmdyconv_module, '_LOGGED', set())
+    assert 'cpp' not in available_cmdyconv_backends()
+    assert get_cmdyconv_backend('auto', 'cpu')[0] == 'torch'
+    with pytest.raises(RuntimeError, match='no _cmdyconv_cpu'):
+        get_cmdyconv_backend('cpp')
+    x, kt, kv, offset = _inputs(1, 8, 2, 4, 5, 8, 1, torch.float32, 9)
+    with pytest.raises(RuntimeError, match='pip install'):
+        cmdyconv_cpu.cpp_cmdyconv(x, kv, offset, 2)
 
 
 def test_torch_backend_expanded_output_gradient():
@@ -225,7 +342,8 @@ def test_triton_float64_and_zero_offsets():
 # dispatch
 # --------------------------------------------------------------------------
 def test_auto_dispatch_by_device():
-    assert get_cmdyconv_backend('auto', 'cpu')[0] == 'torch'
+    cpu_choice = ('cpp' if cmdyconv_cpu.extension_available() else 'torch')
+    assert get_cmdyconv_backend('auto', 'cpu')[0] == cpu_choice
     cuda_choice = get_cmdyconv_backend('auto', 'cuda')[0]
     expected = next(n for n in AUTO_PRIORITY['cuda']
                     if n in available_cmdyconv_backends())
@@ -245,7 +363,8 @@ def test_dispatch_logs_once_per_device_and_choice(monkeypatch):
     for _ in range(3):
         get_cmdyconv_backend('auto', 'cpu')
         get_cmdyconv_backend('auto', torch.device('cpu'))
-    assert len(logged) == 1 and "'torch'" in logged[0]
+    cpu_choice = ('cpp' if cmdyconv_cpu.extension_available() else 'torch')
+    assert len(logged) == 1 and f"'{cpu_choice}'" in logged[0]
     get_cmdyconv_backend('auto', 'cuda')
     assert len(logged) == 2 and 'cuda' in logged[1]
 
