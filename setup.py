@@ -73,7 +73,7 @@ setup(
     packages=find_packages(exclude=('configs', 'tools', 'demo', 'tests',
                                     'tests.*')),
     # data files that live beside the code (class-name lists and the like)
-    package_data={'': ['*.txt', '*.json', '*.yml', '*.cpp']},
+    package_data={'': ['*.txt', '*.json', '*.yml', '*.cpp', '*.h']},
     ext_modules=EXT_MODULES,
     cmdclass=CMDCLASS,
     install_requires=parse_requirements('runtime.txt'),

@@ -47,7 +47,7 @@ configs/cmdyconv/dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-\
         --layouts channel-off1 channel-none group-off1 --threads 1 \\
         --out work_dirs/benchmark_op.md
     python tools/analysis/benchmark_op.py --train-step $TINY_CFG \\
-        --backends mmcv auto --threads 1
+        --backends mmcv torch cpp --threads 2
 """
 import argparse
 import json
@@ -278,6 +278,14 @@ def available_backends(device):
     return names
 
 
+def _cpp_isa():
+    """', cpp kernels: <instruction set>' when the compiled extension is
+    built, else ''."""
+    from cmdyseg.models.layers.cmdyconv_cpu import load_extension
+    ext = load_extension()
+    return f', cpp kernels: {ext.isa()}' if ext is not None else ''
+
+
 def fmt_ms(t):
     return f'{t * 1e3:.2f}'
 
@@ -346,7 +354,7 @@ def main(argv=None):
                 f'bound | {fmt_bytes(lb_fwd)} | | {fmt_bytes(lb_all)} | | |')
             print(rows[-1], flush=True)
     machine = (f'device={args.device}, torch {torch.__version__}, '
-               f'{torch.get_num_threads()} CPU threads, '
+               f'{torch.get_num_threads()} CPU threads{_cpp_isa()}, '
                f'median of {args.repeats} interleaved rounds')
     table = '\n'.join(rows) + f'\n\n{machine}\n'
     print('\n' + table)
@@ -371,12 +379,12 @@ def train_step_benchmark(args):
     from mmengine.structures import PixelData
     complexity = _load_sibling('get_model_complexity')
     sentence = complexity.DEFAULT_SENTENCE
-    names = args.backends or ['mmcv', 'auto']
+    names = args.backends or ['mmcv', 'torch', 'auto']
     cfg = complexity.load_config(args.train_step)
     rows = [f'train step of {os.path.basename(args.train_step)}: batch '
             f'{args.batch_size}, clip {tuple(args.clip)}, device '
-            f'{args.device}, {torch.get_num_threads()} CPU threads, '
-            f'median of {args.repeats} steps', '',
+            f'{args.device}, {torch.get_num_threads()} CPU '
+            f'threads{_cpp_isa()}, median of {args.repeats} steps', '',
             '| head backend | resolved | step s | x first | loss |',
             '|---|---|---|---|---|']
     with tempfile.TemporaryDirectory() as tmp:
