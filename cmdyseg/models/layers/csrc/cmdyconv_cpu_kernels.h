@@ -87,6 +87,11 @@ void forward_kernel(const Dims& d, const scalar_t* xcl, const scalar_t* mask,
             const scalar_t* __restrict__ v11 = v10 + d.C;
             scalar_t* __restrict__ a = acc + t * d.C + o * d.K;
             const scalar_t* __restrict__ mm = mt + t * d.C + o * d.K;
+            if (d.K == 1) {  // one channel per offset group: no loop
+              a[0] += mm[0] * (w00 * v00[0] + w01 * v01[0] + w10 * v10[0] +
+                               w11 * v11[0]);
+              continue;
+            }
 #pragma omp simd
             for (int64_t k = 0; k < d.K; ++k) {
               a[k] += mm[k] * (w00 * v00[k] + w01 * v01[k] + w10 * v10[k] +
@@ -155,6 +160,18 @@ void backward_kernel(const Dims& d, const scalar_t* gout, const scalar_t* xcl,
                 const scalar_t* __restrict__ mm = mt + t * d.C + o * d.K;
                 const scalar_t* __restrict__ gg = gc + t * d.C + o * d.K;
                 scalar_t* __restrict__ gmt = gm + t * d.C + o * d.K;
+                if (d.K == 1) {  // one channel per offset group: no loop
+                  const scalar_t a = v00[0], bb = v01[0], c = v10[0],
+                                 e = v11[0];
+                  const scalar_t gs = mm[0] * gg[0];
+                  gmt[0] = gg[0] * (w00 * a + w01 * bb + w10 * c + w11 * e);
+                  g00[0] += w00 * gs;
+                  g01[0] += w01 * gs;
+                  g10[0] += w10 * gs;
+                  g11[0] += w11 * gs;
+                  gy = gs * (hx * (c - a) + lx * (e - bb));
+                  gxx = gs * (hy * (bb - a) + ly * (e - c));
+                } else {
 #pragma omp simd reduction(+ : gy, gxx)
                 for (int64_t k = 0; k < d.K; ++k) {
                   const scalar_t a = v00[k], bb = v01[k], c = v10[k],
@@ -167,6 +184,7 @@ void backward_kernel(const Dims& d, const scalar_t* gout, const scalar_t* xcl,
                   g11[k] += w11 * gs;
                   gy += gs * (hx * (c - a) + lx * (e - bb));
                   gxx += gs * (hy * (bb - a) + ly * (e - c));
+                }
                 }
               }
               if (goff != nullptr) {
