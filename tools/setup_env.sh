@@ -117,7 +117,7 @@ import cmdyseg  # noqa: F401  (applies cmdyseg.utils.compat)
 from cmdyseg.utils import collect_env
 env = collect_env()
 for key in ('Python', 'PyTorch', 'MMEngine', 'MMCV', 'MMCV compiled ops',
-            'MMAction2', 'cmdyseg'):
+            'MMAction2', 'cmdyseg', 'cmdyseg CPU kernel'):
     print(f'[setup_env] {key}: {env.get(key)}')
 if env['MMCV compiled ops'] != 'yes':
     raise SystemExit('mmcv compiled ops do not load: ' + env['MMCV compiled ops'])

@@ -3,7 +3,8 @@ from mmengine.utils.dl_utils import collect_env as collect_base_env
 
 
 def collect_env() -> dict:
-    """Versions of the stack, plus whether mmcv's compiled ops load."""
+    """Versions of the stack, plus whether mmcv's compiled ops and
+    cmdyseg's own CPU kernel load (and for which instruction set)."""
     import mmcv
 
     import cmdyseg
@@ -20,6 +21,11 @@ def collect_env() -> dict:
     except ImportError as e:
         env['MMAction2'] = f'not importable ({e})'
     env['cmdyseg'] = cmdyseg.__version__
+    from cmdyseg.models.layers.cmdyconv_cpu import (extension_error,
+                                                    load_extension)
+    ext = load_extension()
+    env['cmdyseg CPU kernel'] = (f'yes ({ext.isa()})' if ext is not None
+                                 else f'no ({extension_error()})')
     return env
 
 

@@ -60,9 +60,10 @@ class CMDyConvHead(_CMDyConvHeadBase):
         kt_act_cfg (dict | None): activation of k^T (default Tanh).
         kv_act_cfg (dict | None): activation of k^V (default Sigmoid).
         backend (str): CMDyConv operation backend: ``'auto'`` (chosen
-            per device by :func:`get_cmdyconv_backend`: the PyTorch path on
-            CPU; Triton, else mmcv, on CUDA), or a name such as
-            ``'torch'``, ``'mmcv'``, ``'triton'``.
+            per device by :func:`get_cmdyconv_backend`: the compiled
+            kernels on CPU when built, else the PyTorch path; Triton, else
+            mmcv, on CUDA), or a name such as ``'cpp'``, ``'torch'``,
+            ``'mmcv'``, ``'triton'``.
         norm_cfg (dict | None): norm of intermediate blocks (default BN).
         act_cfg (dict | None): activation after each residual (default ReLU).
         init_cfg (dict | list | None): mmengine initialisation config.

@@ -14,7 +14,7 @@
 //
 // Layout: x comes zero-padded and channels-last, (B, H + 2, W + 2, C), so
 // that the four bilinear neighbours of a sample are four contiguous vectors
-// of channels (the channel loops below vectorise). The mask, offsets and
+// of channels (the kernels' channel loops vectorise). The mask, offsets and
 // outputs keep PyTorch's (B, channels, H, W) layout; the kernels walk
 // tiles of TILE pixels and transpose the mask tile of one window position
 // in a small buffer, so every large tensor is read or written exactly once
@@ -37,6 +37,7 @@
 
 namespace {
 
+// pixels per tile (compile with -DCMDYCONV_TILE=N to change it)
 #ifndef CMDYCONV_TILE
 #define CMDYCONV_TILE 16
 #endif
