@@ -73,7 +73,11 @@ setup(
     packages=find_packages(exclude=('configs', 'tools', 'demo', 'tests',
                                     'tests.*')),
     # data files that live beside the code (class-name lists and the like)
-    package_data={'': ['*.txt', '*.json', '*.yml', '*.cpp', '*.h']},
+    package_data={
+        '': ['*.txt', '*.json', '*.yml'],
+        # the kernel's sources, beside the module built from them
+        'cmdyseg.models.layers': ['csrc/*.cpp', 'csrc/*.h'],
+    },
     ext_modules=EXT_MODULES,
     cmdclass=CMDCLASS,
     install_requires=parse_requirements('runtime.txt'),

@@ -54,6 +54,10 @@ def test_wheel_ships_every_package_file_and_imports(tmp_path):
             '    mod = importlib.import_module(name)\n'
             f'    assert mod.__file__.startswith({str(target)!r}), name\n'
             'print("ok", len(' + repr(subpackages) + '))\n')
+    if os.environ.get('CMDYSEG_WITH_OPS', '1') != '0':
+        # the compiled CPU kernel is in the wheel and loads from there
+        code += ('from cmdyseg.models.layers import _cmdyconv_cpu as ext\n'
+                 f'assert ext.__file__.startswith({str(target)!r})\n')
     env = dict(os.environ, PYTHONPATH=str(target))
     out = subprocess.run([sys.executable, '-c', code],
                          cwd=str(tmp_path),

@@ -40,7 +40,10 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
-pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
+# requirements/build.txt constrains every install (setuptools < 80, see there)
+pip_install() {
+    "$PY" -m pip install --disable-pip-version-check -q -c "$ROOT/requirements/build.txt" "$@"
+}
 
 # Build tools first: mmcv is built without build isolation against this torch.
 pip_install -r "$ROOT/requirements/build.txt"
@@ -121,6 +124,12 @@ for key in ('Python', 'PyTorch', 'MMEngine', 'MMCV', 'MMCV compiled ops',
     print(f'[setup_env] {key}: {env.get(key)}')
 if env['MMCV compiled ops'] != 'yes':
     raise SystemExit('mmcv compiled ops do not load: ' + env['MMCV compiled ops'])
+import os
+if (os.environ.get('CMDYSEG_WITH_OPS', '1') != '0'
+        and not env['cmdyseg CPU kernel'].startswith('yes')):
+    raise SystemExit('cmdyseg\'s compiled CPU kernel does not load: '
+                     + env['cmdyseg CPU kernel'] + ' (set CMDYSEG_WITH_OPS=0 '
+                     'to go without it: slower on CPU, same results)')
 import mmaction.models  # noqa: F401  (fails loudly if the stack is broken)
 EOF
 log "environment ready in $VENV ($(( $(date +%s) - start )) s)"
