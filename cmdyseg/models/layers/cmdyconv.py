@@ -192,8 +192,9 @@ def get_cmdyconv_backend(
         resolved = name
         if not _BACKENDS[name].is_available():
             hint = _HINTS.get(name, '')
-            if name == 'cpp':
-                hint += f' Import error: {extension_error()}'
+            error = _import_error(name)
+            if error:
+                hint += f' Import error: {error}'
             raise RuntimeError(
                 f'CMDyConv backend {name!r} is not available here. {hint}')
     key = (dev_type, name, resolved)
@@ -226,6 +227,17 @@ _HINTS = {
     'triton': ('It needs the `triton` package, and CUDA tensors or '
                'TRITON_INTERPRET=1 (the slow CPU interpreter, for tests).'),
 }
+
+
+def _import_error(name: str) -> Optional[str]:
+    """Why backend ``name``'s compiled part does not import, if known."""
+    if name == 'mmcv':
+        return _MMCV_STATE.get('error')
+    if name == 'triton':
+        return _TRITON_STATE.get('error')
+    if name == 'cpp':
+        return extension_error()
+    return None
 
 
 def _mmcv_available() -> bool:
