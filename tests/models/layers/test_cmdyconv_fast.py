@@ -144,6 +144,23 @@ def test_cpp_backend_float64(c, g, mg, og, monkeypatch):
 
 
 @requires_ext
+@pytest.mark.parametrize('c,g,mg,og', [LAYOUTS[2], LAYOUTS[4], LAYOUTS[8]])
+def test_cpp_backend_baseline_build(c, g, mg, og):
+    """The kernels compiled for the baseline instruction set (what a CPU
+    without AVX2 + FMA, or a non-GCC build, runs) agree too."""
+    ext = cmdyconv_cpu.load_extension()
+    try:
+        ext.set_isa('baseline')
+        assert ext.isa() == 'baseline'
+        _check_against_reference('cpp', c, g, mg, og, torch.float64,
+                                 dict(rtol=1e-9, atol=1e-10))
+    finally:
+        ext.set_isa('auto')
+    with pytest.raises(RuntimeError, match='unknown instruction set'):
+        ext.set_isa('sse9')
+
+
+@requires_ext
 @pytest.mark.parametrize('h,w', [(1, 1), (3, 40), (17, 5)])
 def test_cpp_backend_image_sizes(h, w):
     """Pixel tiles of 16: images smaller than one tile, rows spanning

@@ -32,7 +32,9 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <string>
 #include <vector>
 
 namespace {
@@ -109,7 +111,7 @@ namespace baseline {
 #include "cmdyconv_cpu_kernels.h"
 }  // namespace baseline
 
-bool use_avx2() {
+bool cpu_has_avx2() {
 #ifdef CMDYCONV_HAVE_AVX2
   static const bool ok =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -119,7 +121,36 @@ bool use_avx2() {
 #endif
 }
 
+// -1: not chosen yet (then: AVX2 + FMA when the CPU has it), 0: baseline,
+// 1: AVX2 + FMA. set_isa() overrides the choice (tests run both builds).
+std::atomic<int> g_isa{-1};
+
+bool use_avx2() {
+  int v = g_isa.load();
+  if (v < 0) {
+    v = cpu_has_avx2() ? 1 : 0;
+    g_isa.store(v);
+  }
+  return v == 1;
+}
+
 const char* isa() { return use_avx2() ? "avx2" : "baseline"; }
+
+void set_isa(const std::string& name) {
+  if (name == "auto") {
+    g_isa.store(cpu_has_avx2() ? 1 : 0);
+  } else if (name == "baseline") {
+    g_isa.store(0);
+  } else if (name == "avx2") {
+    TORCH_CHECK(cpu_has_avx2(),
+                "cmdyconv_cpu: set_isa('avx2'): this build or CPU has no "
+                "AVX2 + FMA kernels");
+    g_isa.store(1);
+  } else {
+    TORCH_CHECK(false, "cmdyconv_cpu: set_isa: unknown instruction set '",
+                name, "' (expected 'auto', 'avx2' or 'baseline')");
+  }
+}
 
 template <typename scalar_t>
 void forward_kernel(const Dims& d, const scalar_t* xcl, const scalar_t* mask,
@@ -188,6 +219,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("x_cl_padded"), py::arg("mask"), py::arg("offset"),
         py::arg("groups"));
   m.def("isa", &isa, "the instruction set of the kernels in use");
+  m.def("set_isa", &set_isa,
+        "choose the kernels: 'auto' (AVX2 + FMA when the CPU has them), "
+        "'avx2' or 'baseline'",
+        py::arg("name"));
   m.def("backward", &cmdyconv_backward, "CMDyConv backward (CPU)",
         py::arg("grad_out"), py::arg("x_cl_padded"), py::arg("mask"),
         py::arg("offset"), py::arg("groups"));
