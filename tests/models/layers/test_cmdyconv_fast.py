@@ -212,15 +212,6 @@ def test_cpp_backend_threads_and_repeated_backward():
 
 
 @requires_ext
-def test_cpp_backend_gradcheck():
-    x, kt, kv, offset = _leaves(*_inputs(1, 4, 2, 4, 5, 4, 2,
-                                         torch.float64, 8))
-    assert torch.autograd.gradcheck(
-        lambda *a: cmdyconv(*a, groups=2, backend='cpp'),
-        (x, kt, kv, offset))
-
-
-@requires_ext
 def test_cpp_backend_other_dtypes_fall_back_to_torch():
     x, kt, kv, offset = _inputs(1, 8, 2, 4, 5, 8, 1, torch.float32, 9)
     args = [t.to(torch.bfloat16) for t in (x, kt, kv, offset)]
@@ -282,14 +273,17 @@ def test_torch_backend_keeps_no_column_buffer():
         assert all(t.numel() < 9 * b * c * h * w for t in saved)
 
 
-def test_torch_backend_gradcheck():
-    x, kt, kv, offset = _leaves(*_inputs(1, 4, 2, 4, 5, 2, 2,
+@pytest.mark.parametrize('backend,mg', [('torch', 2), ('cpp', 4)])
+def test_fast_backends_gradcheck(backend, mg):
+    if backend not in available_cmdyconv_backends():
+        pytest.skip(f'backend {backend!r} not available here')
+    x, kt, kv, offset = _leaves(*_inputs(1, 4, 2, 4, 5, mg, 2,
                                          torch.float64, 8))
     assert torch.autograd.gradcheck(
-        lambda *a: cmdyconv(*a, groups=2, backend='torch'),
+        lambda *a: cmdyconv(*a, groups=2, backend=backend),
         (x, kt, kv, offset))
     assert torch.autograd.gradcheck(
-        lambda *a: cmdyconv(*a, None, groups=2, backend='torch'),
+        lambda *a: cmdyconv(*a, None, groups=2, backend=backend),
         (x, kt, kv))
 
 
