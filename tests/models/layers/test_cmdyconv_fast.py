@@ -221,6 +221,24 @@ def test_cpp_backend_other_dtypes_fall_back_to_torch():
     torch.testing.assert_close(out, ref)
 
 
+@requires_ext
+def test_cpp_kernels_name_bad_shapes():
+    """The compiled entry points check their inputs and say what they
+    got."""
+    ext = cmdyconv_cpu.load_extension()
+    xcl = torch.zeros(2, 6, 7, 8)  # (B, H + 2, W + 2, C): 4 x 5 pixels
+    mask = torch.zeros(2, 8 * 9, 4, 5)
+    off = torch.zeros(2, 18, 4, 5)
+    with pytest.raises(RuntimeError, match=r'mask must be .*got \[2, 70'):
+        ext.forward(xcl, mask[:, 2:].contiguous(), off, 2)
+    with pytest.raises(RuntimeError, match='groups = 3 must divide C = 8'):
+        ext.forward(xcl, mask, off, 3)
+    with pytest.raises(RuntimeError, match=r'offset must be .*got \[2, 18, 4'):
+        ext.forward(xcl, mask, torch.zeros(2, 18, 4, 4), 2)
+    with pytest.raises(RuntimeError, match=r'gout must be .*got \[2, 4, 4'):
+        ext.backward(torch.zeros(2, 4, 4, 5), xcl, mask, off, 2)
+
+
 def test_cpp_backend_missing_extension_is_named(monkeypatch):
     monkeypatch.setitem(cmdyconv_cpu._STATE, 'ext', None)
     monkeypatch.setitem(cmdyconv_cpu._STATE, 'error',

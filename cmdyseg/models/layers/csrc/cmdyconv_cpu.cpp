@@ -54,13 +54,16 @@ struct Dims {
 
 Dims check_inputs(const at::Tensor& xcl, const at::Tensor& mask,
                   const c10::optional<at::Tensor>& offset, int64_t groups) {
-  TORCH_CHECK(xcl.dim() == 4, "cmdyconv_cpu: x must be (B, H + 2, W + 2, C)");
+  TORCH_CHECK(xcl.dim() == 4,
+              "cmdyconv_cpu: x must be (B, H + 2, W + 2, C), got ",
+              xcl.sizes());
   TORCH_CHECK(xcl.is_contiguous() && mask.is_contiguous(),
               "cmdyconv_cpu: x and mask must be contiguous");
   TORCH_CHECK(xcl.device().is_cpu() && mask.device().is_cpu(),
               "cmdyconv_cpu: CPU tensors only");
   TORCH_CHECK(mask.scalar_type() == xcl.scalar_type(),
-              "cmdyconv_cpu: mask dtype must match x");
+              "cmdyconv_cpu: mask dtype ", mask.scalar_type(),
+              " must match x's ", xcl.scalar_type());
   Dims d;
   d.B = xcl.size(0);
   d.Hp = xcl.size(1);
@@ -71,9 +74,11 @@ Dims check_inputs(const at::Tensor& xcl, const at::Tensor& mask,
   d.HW = d.H * d.W;
   TORCH_CHECK(mask.dim() == 4 && mask.size(0) == d.B && mask.size(2) == d.H &&
                   mask.size(3) == d.W && mask.size(1) % 9 == 0,
-              "cmdyconv_cpu: mask must be (B, M * 9, H, W)");
+              "cmdyconv_cpu: mask must be (B, M * 9, H, W) = (", d.B,
+              ", M * 9, ", d.H, ", ", d.W, "), got ", mask.sizes());
   d.M = mask.size(1) / 9;
-  TORCH_CHECK(d.M > 0 && d.C % d.M == 0, "cmdyconv_cpu: M must divide C");
+  TORCH_CHECK(d.M > 0 && d.C % d.M == 0, "cmdyconv_cpu: M = ",
+              d.M, " mask groups must divide C = ", d.C);
   d.O = 1;
   if (offset.has_value()) {
     const auto& off = *offset;
@@ -82,12 +87,14 @@ Dims check_inputs(const at::Tensor& xcl, const at::Tensor& mask,
     TORCH_CHECK(off.dim() == 4 && off.size(0) == d.B && off.size(2) == d.H &&
                     off.size(3) == d.W && off.size(1) % 18 == 0 &&
                     off.size(1) > 0,
-                "cmdyconv_cpu: offset must be (B, O * 18, H, W)");
+                "cmdyconv_cpu: offset must be (B, O * 18, H, W) = (", d.B,
+                ", O * 18, ", d.H, ", ", d.W, "), got ", off.sizes());
     d.O = off.size(1) / 18;
-    TORCH_CHECK(d.C % d.O == 0, "cmdyconv_cpu: O must divide C");
+    TORCH_CHECK(d.C % d.O == 0, "cmdyconv_cpu: O = ", d.O,
+                " offset groups must divide C = ", d.C);
   }
   TORCH_CHECK(groups > 0 && d.C % groups == 0,
-              "cmdyconv_cpu: groups must divide C");
+              "cmdyconv_cpu: groups = ", groups, " must divide C = ", d.C);
   d.G = groups;
   d.K = d.C / d.O;
   d.CM = d.C / d.M;
@@ -194,7 +201,8 @@ std::vector<at::Tensor> cmdyconv_backward(
               "cmdyconv_cpu: gout must be contiguous, with x's dtype");
   TORCH_CHECK(gout.dim() == 4 && gout.size(0) == d.B && gout.size(1) == d.G &&
                   gout.size(2) == d.H && gout.size(3) == d.W,
-              "cmdyconv_cpu: gout must be (B, G, H, W)");
+              "cmdyconv_cpu: gout must be (B, G, H, W) = (", d.B, ", ",
+              d.G, ", ", d.H, ", ", d.W, "), got ", gout.sizes());
   auto gxcl = at::zeros_like(xcl);
   auto gmask = at::empty_like(mask);
   at::Tensor goff;
