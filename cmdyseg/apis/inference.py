@@ -10,13 +10,13 @@ repeating the border frame -- exactly the clip that the dataset transform
 compute the indices). ``clip_len``, ``frame_interval`` and the resize come
 from the config's test pipeline.
 
-Several sentences share one video pass: the video encoder (backbone +
-neck) runs once per window and the text encoder once per sentence; only
-the head runs per (window, sentence) pair. The response map is upsampled
-to the original frame size, passed through a sigmoid and binarised with
-:func:`cmdyseg.models.segmentors.response_to_mask` and the model's
-``test_cfg`` (SPEC item 12: half of the map's maximum), as
-``CMDySegmentor.predict`` does.
+Several sentences share one video pass: the segmentor's
+``encode_video`` (backbone + neck) runs once per window and its
+``encode_text`` once per sentence; only the head runs per (window,
+sentence) pair, through its own ``predict`` -- the code that
+``CMDySegmentor.predict`` uses: the response map upsampled to the
+original frame size, a sigmoid and the model's ``test_cfg`` (SPEC item 12:
+half of the map's maximum). Nothing here re-implements the model.
 """
 import copy
 import os
@@ -24,13 +24,11 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
 from mmengine.utils import ProgressBar
 
-from cmdyseg.models.segmentors import response_to_mask
 from cmdyseg.models.text_encoders.tokenizer import tokenize
 from cmdyseg.registry import MODELS, TRANSFORMS
 from cmdyseg.utils.checkpoint import check_checkpoint
@@ -253,8 +251,8 @@ def segment_frames(model: torch.nn.Module,
 
     Args:
         model (CMDySegmentor): In eval mode; its ``data_preprocessor``,
-            ``backbone``, ``neck`` (optional), ``text_encoder``, ``head``
-            and ``test_cfg`` are used.
+            ``encode_video``, ``encode_text``, ``head.predict`` and
+            ``test_cfg`` are used.
         frames (np.ndarray): ``(T, h, w, 3)`` uint8 RGB at the input size.
         ori_shape (Sequence[int]): ``(H, W)`` of the original frames.
         sentences (Sequence[str]): S checked sentences.
@@ -273,7 +271,8 @@ def segment_frames(model: torch.nn.Module,
     H, W = (int(s) for s in ori_shape)
     masks = [np.zeros((num_frames, H, W), np.uint8) for _ in sentences]
     scores = [np.zeros(num_frames, np.float32) for _ in sentences]
-    text = model.text_encoder(list(sentences))  # (S, D_T)
+    text = model.encode_text(sentences)  # (S, D_T)
+    img_shape = tuple(int(x) for x in frames.shape[1:3])
     bar = ProgressBar(num_frames) if progress else None
     for start in range(0, num_frames, batch_size):
         stop = min(num_frames, start + batch_size)
@@ -286,19 +285,16 @@ def segment_frames(model: torch.nn.Module,
                                                        3).contiguous()
         inputs = model.data_preprocessor(
             dict(inputs=clips, data_samples=None))['inputs']
-        feats = model.backbone(inputs)
-        visual = model.neck(feats) if model.neck is not None else feats[1]
+        visual = model.encode_video(inputs)
+        metas = [dict(ori_shape=(H, W), img_shape=img_shape)] * (stop - start)
         for s in range(len(sentences)):
-            logits = model.head(visual, text[s:s + 1].expand(
-                visual.shape[0], -1))  # (B, 1, H', W')
-            prob = F.interpolate(
-                logits.float(), size=(H, W), mode='bilinear',
-                align_corners=False).sigmoid()
-            mask = response_to_mask(prob, **model.test_cfg)
-            area = mask.sum(dim=(1, 2, 3))
-            score = (prob * mask).sum(dim=(1, 2, 3)) / area.clamp(min=1)
-            masks[s][start:stop] = mask[:, 0].to(torch.uint8).cpu().numpy()
-            scores[s][start:stop] = score.cpu().numpy()
+            preds = model.head.predict(
+                visual, text[s:s + 1].expand(visual.shape[0], -1), metas,
+                model.test_cfg)
+            masks[s][start:stop] = torch.cat(
+                [p['pred_mask'] for p in preds]).cpu().numpy()
+            scores[s][start:stop] = torch.stack(
+                [p['pred_score'] for p in preds]).cpu().numpy()
         if bar is not None:
             bar.update(stop - start)
     if bar is not None:

@@ -1,5 +1,5 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
-from .base_dyconv_head import BaseDyConvHead
+from .base_dyconv_head import BaseDyConvHead, response_to_mask
 from .cmdyconv_head import CMDyConvHead, DCMDyConvHead
 from .dyconv_blocks import CMDyConvBlock, DyConvBlock, GroupDyConvBlock
 from .dyconv_head import DyConvHead
@@ -7,5 +7,6 @@ from .group_dyconv_head import GroupDyConvHead
 
 __all__ = [
     'BaseDyConvHead', 'DyConvHead', 'GroupDyConvHead', 'CMDyConvHead',
-    'DCMDyConvHead', 'DyConvBlock', 'GroupDyConvBlock', 'CMDyConvBlock'
+    'DCMDyConvHead', 'DyConvBlock', 'GroupDyConvBlock', 'CMDyConvBlock',
+    'response_to_mask'
 ]

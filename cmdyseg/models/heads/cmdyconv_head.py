@@ -14,9 +14,9 @@ class _CMDyConvHeadBase(BaseDyConvHead):
                  offset_groups: int, kv_per_group: bool,
                  kt_act_cfg: Optional[dict], kv_act_cfg: Optional[dict],
                  backend: str, norm_cfg: Optional[dict],
-                 act_cfg: Optional[dict], init_cfg):
+                 act_cfg: Optional[dict], init_cfg, **kwargs):
         super().__init__(in_channels, text_channels, groups, num_modules,
-                         coord_channels, init_cfg)
+                         coord_channels, init_cfg=init_cfg, **kwargs)
         self.backend = backend
         self.block_cfg = dict(
             kv_per_group=kv_per_group,
@@ -67,6 +67,9 @@ class CMDyConvHead(_CMDyConvHeadBase):
         norm_cfg (dict | None): norm of intermediate blocks (default BN).
         act_cfg (dict | None): activation after each residual (default ReLU).
         init_cfg (dict | list | None): mmengine initialisation config.
+        **kwargs: the loss / prediction arguments of
+            :class:`BaseDyConvHead` (``loss_decode``, ``align_corners``,
+            ``ignore_index``, ``in_index``).
     """
 
     def __init__(self,
@@ -81,10 +84,12 @@ class CMDyConvHead(_CMDyConvHeadBase):
                  backend: str = 'auto',
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
-                 init_cfg=None):
+                 init_cfg=None,
+                 **kwargs):
         super().__init__(in_channels, text_channels, groups, num_modules,
                          coord_channels, False, 1, kv_per_group, kt_act_cfg,
-                         kv_act_cfg, backend, norm_cfg, act_cfg, init_cfg)
+                         kv_act_cfg, backend, norm_cfg, act_cfg, init_cfg,
+                         **kwargs)
 
 
 @MODELS.register_module()
@@ -102,7 +107,7 @@ class DCMDyConvHead(_CMDyConvHeadBase):
     Args:
         offset_groups (int): O, 1 (default: one offset field shared by all
             channels, the usual DCN setting) or ``groups`` (one per group).
-        others: as :class:`CMDyConvHead`.
+        others: as :class:`CMDyConvHead` (``**kwargs`` too).
     """
 
     def __init__(self,
@@ -118,8 +123,9 @@ class DCMDyConvHead(_CMDyConvHeadBase):
                  backend: str = 'auto',
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
-                 init_cfg=None):
+                 init_cfg=None,
+                 **kwargs):
         super().__init__(in_channels, text_channels, groups, num_modules,
                          coord_channels, True, offset_groups, kv_per_group,
                          kt_act_cfg, kv_act_cfg, backend, norm_cfg, act_cfg,
-                         init_cfg)
+                         init_cfg, **kwargs)

@@ -20,14 +20,16 @@ class DyConvHead(BaseDyConvHead):
     ``num_modules > 1`` every block but the last predicts a full dynamic
     1x1 kernel (C + D_C -> C, ``D_T * C * (C + D_C)`` weights in the text
     FC -- 40M for the paper's sizes) followed by norm, residual and
-    activation. ``groups`` is accepted for a uniform interface and unused.
+    activation. ``groups`` is accepted for a uniform interface, unused and
+    not checked.
 
     ``forward(visual (B, C, H, W), text (B, D_T)) -> (B, 1, H, W)`` logits.
 
     Args:
         in_channels (int): C = D_M.
         text_channels (int): D_T.
-        groups (int): unused (kept for a uniform interface).
+        groups (int): unused (kept for a uniform interface; any positive
+            int).
         num_modules (int): stacked blocks, default 1.
         coord_channels (int): D_C, 8 / 2 / 0.
         kernel_act_cfg (dict | None): activation of k (default Tanh).
@@ -35,7 +37,12 @@ class DyConvHead(BaseDyConvHead):
         norm_cfg (dict | None): norm of intermediate blocks (default BN).
         act_cfg (dict | None): activation after each residual (default ReLU).
         init_cfg (dict | list | None): mmengine initialisation config.
+        **kwargs: the loss / prediction arguments of
+            :class:`BaseDyConvHead` (``loss_decode``, ``align_corners``,
+            ``ignore_index``, ``in_index``).
     """
+
+    uses_groups = False
 
     def __init__(self,
                  in_channels: int,
@@ -47,9 +54,10 @@ class DyConvHead(BaseDyConvHead):
                  bias: bool = False,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
-                 init_cfg=None):
+                 init_cfg=None,
+                 **kwargs):
         super().__init__(in_channels, text_channels, groups, num_modules,
-                         coord_channels, init_cfg)
+                         coord_channels, init_cfg=init_cfg, **kwargs)
         self.kernel_act_cfg = kernel_act_cfg
         self.bias = bias
         self.norm_cfg = norm_cfg

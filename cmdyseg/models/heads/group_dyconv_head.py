@@ -28,6 +28,9 @@ class GroupDyConvHead(BaseDyConvHead):
         norm_cfg (dict | None): norm of intermediate blocks (default BN).
         act_cfg (dict | None): activation after each residual (default ReLU).
         init_cfg (dict | list | None): mmengine initialisation config.
+        **kwargs: the loss / prediction arguments of
+            :class:`BaseDyConvHead` (``loss_decode``, ``align_corners``,
+            ``ignore_index``, ``in_index``).
     """
 
     def __init__(self,
@@ -39,9 +42,10 @@ class GroupDyConvHead(BaseDyConvHead):
                  kernel_act_cfg: Optional[dict] = dict(type='Tanh'),
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
-                 init_cfg=None):
+                 init_cfg=None,
+                 **kwargs):
         super().__init__(in_channels, text_channels, groups, num_modules,
-                         coord_channels, init_cfg)
+                         coord_channels, init_cfg=init_cfg, **kwargs)
         self.kernel_act_cfg = kernel_act_cfg
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg

@@ -1,8 +1,5 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
-from .cmdy_segmentor import CMDySegmentor, response_to_mask, weighted_bce_loss
+from .cmdy_segmentor import CMDySegmentor
 from .data_preprocessor import ReferSegDataPreprocessor
 
-__all__ = [
-    'CMDySegmentor', 'ReferSegDataPreprocessor', 'response_to_mask',
-    'weighted_bce_loss'
-]
+__all__ = ['CMDySegmentor', 'ReferSegDataPreprocessor']

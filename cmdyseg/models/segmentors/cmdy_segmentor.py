@@ -2,70 +2,41 @@
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import PixelData
 
 from cmdyseg.registry import MODELS
 from cmdyseg.structures import ReferSegDataSample
-from .data_preprocessor import stack_masks
+from ..heads.base_dyconv_head import DEFAULT_TEST_CFG, response_to_mask
 
 SampleList = List[ReferSegDataSample]
-
-
-def weighted_bce_loss(logits: torch.Tensor, target: torch.Tensor,
-                      fg_weight: float = 1.5) -> torch.Tensor:
-    """Eq. 16: ``-lambda Y log s(R) - (1 - Y) log(1 - s(R))``, averaged
-    over pixels and samples.
-
-    Args:
-        logits (Tensor): R^L, (B, 1, H, W), already at the label size.
-        target (Tensor): Y in {0, 1}, (B, 1, H, W).
-        fg_weight (float): lambda, the weight of foreground pixels.
-    """
-    weight = torch.where(target > 0.5, fg_weight, 1.0).to(logits.dtype)
-    return F.binary_cross_entropy_with_logits(
-        logits, target.to(logits.dtype), weight=weight, reduction='mean')
-
-
-def response_to_mask(prob: torch.Tensor, mode: str = 'half_max',
-                     thr: float = 0.5) -> torch.Tensor:
-    """Binarise response maps (B, 1, H, W) of probabilities.
-
-    ``mode='half_max'`` (SPEC item 12, the paper): a pixel is foreground
-    when its value is higher than ``thr`` times the map's maximum (thr 0.5:
-    half of the maximum). ``mode='absolute'``: when it is higher than
-    ``thr``.
-    """
-    if mode == 'half_max':
-        peak = prob.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
-        return prob > thr * peak
-    if mode == 'absolute':
-        return prob > thr
-    raise ValueError(f"test_cfg.mode must be 'half_max' or 'absolute', "
-                     f'got {mode!r}')
 
 
 @MODELS.register_module()
 class CMDySegmentor(BaseModel):
     """Segment the actor a sentence refers to in the centre frame of a clip.
 
-    ``inputs`` (B, 3, T, H, W) -> backbone -> ``(feat, static)`` with feat
-    (B, C, T', h, w) and static F_V^S (B, C, h, w) -> neck (Decon, optional
-    ConvLSTM branch) -> F_V^M (B, D_M, 4h, 4w); sentences (from the data
-    samples' metainfo) -> text encoder -> F_T (B, D_T); head(F_V^M, F_T) ->
-    response map R^M (B, 1, 4h, 4w).
+    :meth:`encode_video`: ``inputs`` (B, 3, T, H, W) -> backbone ->
+    ``(feat, static)`` with feat (B, C, T', h, w) and static F_V^S (B, C,
+    h, w) -> neck (Decon, optional ConvLSTM branch) -> F_V^M (B, D_M, 4h,
+    4w). :meth:`encode_text`: sentences (from the data samples' metainfo)
+    -> text encoder -> F_T (B, D_T). The head owns the rest: its ``loss``
+    (training) and ``predict`` (masks at the original frame size), as
+    mmseg's segmentors hand over to their decode heads.
 
     Args:
         backbone (dict): Video encoder returning ``(feat, static)``.
         text_encoder (dict): Sentence encoder, ``list[str] -> (B, D_T)``.
-        head (dict): Head, ``(visual (B, C, H, W), text (B, D_T)) ->
-            (B, 1, H, W)`` logits.
+        head (dict): A head with mmseg's decode-head contract and the
+            sentence as a second input (see
+            :class:`cmdyseg.models.heads.BaseDyConvHead`); its
+            ``loss_decode`` holds the loss (eq. 16 by default).
         neck (dict, optional): Maps ``(feat, static)`` to F_V^M. Without a
             neck the head gets ``static``.
-        fg_weight (float): lambda of eq. 16. Defaults to 1.5 (the paper).
-        test_cfg (dict, optional): ``mode`` ('half_max' (default, the
-            paper's rule) or 'absolute') and ``thr`` (0.5).
+        train_cfg (dict, optional): Passed to the head's ``loss``.
+        test_cfg (dict, optional): Passed to the head's ``predict``:
+            ``mode`` ('half_max' (default, the paper's rule) or 'absolute')
+            and ``thr`` (0.5).
         data_preprocessor (dict, optional): Defaults to
             :class:`ReferSegDataPreprocessor`.
         init_cfg (dict, optional): Initialisation config.
@@ -76,10 +47,19 @@ class CMDySegmentor(BaseModel):
                  text_encoder: dict,
                  head: dict,
                  neck: Optional[dict] = None,
-                 fg_weight: float = 1.5,
+                 train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 **kwargs):
+        if 'fg_weight' in kwargs:
+            raise TypeError(
+                'CMDySegmentor: fg_weight is now an argument of the head\'s '
+                'loss: head=dict(..., loss_decode=dict(type=\'WeightedBCELoss'
+                f"', fg_weight={kwargs['fg_weight']!r}))")
+        if kwargs:
+            raise TypeError('CMDySegmentor got unexpected arguments '
+                            f'{sorted(kwargs)}')
         if data_preprocessor is None:
             data_preprocessor = dict(type='ReferSegDataPreprocessor')
         super().__init__(
@@ -88,9 +68,10 @@ class CMDySegmentor(BaseModel):
         self.neck = MODELS.build(neck) if neck is not None else None
         self.text_encoder = MODELS.build(text_encoder)
         self.head = MODELS.build(head)
-        self.fg_weight = fg_weight
-        self.test_cfg = dict(mode='half_max', thr=0.5)
+        self.train_cfg = train_cfg
+        self.test_cfg = dict(DEFAULT_TEST_CFG)
         self.test_cfg.update(test_cfg or {})
+        # a wrong mode fails when the model is built, not after training
         response_to_mask(torch.zeros(1, 1, 1, 1), **self.test_cfg)
 
     @staticmethod
@@ -110,21 +91,28 @@ class CMDySegmentor(BaseModel):
             sentences.append(sentence)
         return sentences
 
-    def extract_feat(self, inputs: torch.Tensor,
-                     sentences: Sequence[str]) -> Tuple[torch.Tensor, ...]:
-        """Return F_V^M (B, D_M, H', W') and F_T (B, D_T)."""
+    def encode_video(self, inputs: torch.Tensor) -> torch.Tensor:
+        """F_V^M (B, D_M, H', W') of normalised clips (B, 3, T, H, W)."""
         feats = self.backbone(inputs)
-        visual = self.neck(feats) if self.neck is not None else feats[1]
-        text = self.text_encoder(list(sentences))
-        return visual, text
+        return self.neck(feats) if self.neck is not None else feats[1]
+
+    def encode_text(self, sentences: Sequence[str]) -> torch.Tensor:
+        """F_T (S, D_T) of S sentences."""
+        return self.text_encoder(list(sentences))
+
+    def extract_feat(self, inputs: torch.Tensor,
+                     data_samples: SampleList) -> Tuple[torch.Tensor, ...]:
+        """F_V^M (B, D_M, H', W') and F_T (B, D_T) of a batch: each clip
+        with the sentence of its data sample."""
+        return (self.encode_video(inputs),
+                self.encode_text(
+                    self._sentences(data_samples, inputs.shape[0])))
 
     def _forward(self,
                  inputs: torch.Tensor,
                  data_samples: Optional[SampleList] = None) -> torch.Tensor:
         """Response map R^M, (B, 1, H', W') logits."""
-        visual, text = self.extract_feat(
-            inputs, self._sentences(data_samples, inputs.shape[0]))
-        return self.head(visual, text)
+        return self.head(*self.extract_feat(inputs, data_samples))
 
     def forward(self,
                 inputs: torch.Tensor,
@@ -141,34 +129,33 @@ class CMDySegmentor(BaseModel):
 
     def loss(self, inputs: torch.Tensor,
              data_samples: SampleList) -> Dict[str, torch.Tensor]:
-        """Eq. 16 with R^M upsampled bilinearly to the label size."""
-        logits = self._forward(inputs, data_samples)
-        target = stack_masks(data_samples, 'gt_mask').to(logits.device)
-        logits = F.interpolate(
-            logits, size=target.shape[-2:], mode='bilinear',
-            align_corners=False)
-        return dict(loss_mask=weighted_bce_loss(logits, target,
-                                                self.fg_weight))
+        """The head's losses (eq. 16 by default, on R^M upsampled to the
+        label size)."""
+        visual, text = self.extract_feat(inputs, data_samples)
+        return self.head.loss(visual, text, data_samples, self.train_cfg)
 
     def predict(self, inputs: torch.Tensor,
                 data_samples: SampleList) -> SampleList:
         """Set ``seg_logits`` (at the input size), ``pred_mask`` (at
         ``ori_shape``, the original frame size) and ``pred_score`` (mean
         probability inside the mask) on each data sample."""
-        logits = self._forward(inputs, data_samples)
+        visual, text = self.extract_feat(inputs, data_samples)
         in_size = tuple(inputs.shape[-2:])
-        for logit, sample in zip(logits, data_samples):
-            logit = logit.unsqueeze(0).float()
-            at_input = F.interpolate(
-                logit, size=in_size, mode='bilinear', align_corners=False)
-            ori_shape = tuple(sample.metainfo.get('ori_shape', in_size))[:2]
-            at_ori = F.interpolate(
-                logit, size=ori_shape, mode='bilinear', align_corners=False)
-            prob = at_ori.sigmoid()
-            mask = response_to_mask(prob, **self.test_cfg)
-            sample.seg_logits = PixelData(data=at_input[0])
-            sample.pred_mask = PixelData(data=mask[0].to(torch.uint8))
-            # confidence of the mask (ranks predictions in the COCO AP)
-            sample.pred_score = prob[mask].mean() if mask.any() else \
-                prob.new_zeros(())
+        metas = []
+        for sample in data_samples:
+            # the logits are returned at the size the network saw
+            meta = dict(sample.metainfo, img_shape=in_size)
+            meta.setdefault('ori_shape', in_size)
+            metas.append(meta)
+        preds = self.head.predict(visual, text, metas, self.test_cfg)
+        return self.add_pred_to_datasample(data_samples, preds)
+
+    @staticmethod
+    def add_pred_to_datasample(data_samples: SampleList,
+                               preds: Sequence[Dict]) -> SampleList:
+        """Put the head's per-sample predictions on the data samples."""
+        for sample, pred in zip(data_samples, preds):
+            sample.seg_logits = PixelData(data=pred['seg_logits'])
+            sample.pred_mask = PixelData(data=pred['pred_mask'])
+            sample.pred_score = pred['pred_score']
         return data_samples
