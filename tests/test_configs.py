@@ -1,5 +1,7 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
-"""Every config builds; the tiny one trains a step and predicts."""
+"""Every config builds; the tiny one trains a step and predicts; the model
+bases inherit Table 3 row by row."""
+import ast
 import glob
 import os.path as osp
 
@@ -18,7 +20,51 @@ CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'cmdyconv', '*.py')))
 TINY = osp.join(REPO, 'configs', 'cmdyconv',
                 'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 
+BASE_MODELS = osp.join(REPO, 'configs', '_base_', 'models')
+# (file, the file it inherits): each Table 3 row adds what it changes to
+# the row above; the tiny models follow the same pattern
+MODEL_CHAIN = [
+    ('dyconv_i3d-r50.py', None),
+    ('group-dyconv_i3d-r50.py', 'dyconv_i3d-r50.py'),
+    ('cmdyconv_i3d-r50.py', 'group-dyconv_i3d-r50.py'),
+    ('dcmdyconv_i3d-r50.py', 'cmdyconv_i3d-r50.py'),
+    ('dcmdyconv-temporal_i3d-r50.py', 'dcmdyconv_i3d-r50.py'),
+    ('dcmdyconv-temporal_i3d-inception.py', 'dcmdyconv-temporal_i3d-r50.py'),
+    ('dyconv_i3d-r18-tiny.py', 'dyconv_i3d-r50.py'),
+    ('cmdyconv_i3d-r18-tiny.py', 'dyconv_i3d-r18-tiny.py'),
+    ('dcmdyconv-temporal_i3d-r18-tiny.py', 'cmdyconv_i3d-r18-tiny.py'),
+]
+
 register_all_modules(init_default_scope=False)
+
+
+def _read_base(path):
+    """The ``_base_`` list a config file assigns (None without one)."""
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                getattr(t, 'id', None) == '_base_' for t in node.targets):
+            return ast.literal_eval(node.value)
+    return None
+
+
+def test_model_bases_inherit_row_by_row():
+    on_disk = {
+        osp.basename(p)
+        for p in glob.glob(osp.join(BASE_MODELS, '*.py'))
+    }
+    assert on_disk == {name for name, _ in MODEL_CHAIN}
+    for name, parent in MODEL_CHAIN:
+        path = osp.join(BASE_MODELS, name)
+        expected = None if parent is None else [f'./{parent}']
+        assert _read_base(path) == expected, name
+        with open(path) as f:
+            text = f.read()
+        # only the Inception backbone replaces a whole sub-dict (another
+        # type with other arguments)
+        assert ('_delete_' in text) == (
+            name == 'dcmdyconv-temporal_i3d-inception.py'), name
 
 
 def test_there_is_one_config_per_table3_row_and_a_tiny_one():

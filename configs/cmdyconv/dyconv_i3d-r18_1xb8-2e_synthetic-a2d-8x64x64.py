@@ -1,13 +1,14 @@
 # The tiny configuration with the baseline head (Gavrilyuk et al.'s DyConv)
 # and no temporal branch: the comparison point for the synthetic scenes
 # that only position or only motion disambiguates.
-_base_ = ['./dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py']
+_base_ = [
+    '../_base_/models/dyconv_i3d-r18-tiny.py',
+    '../_base_/datasets/synthetic_a2d.py',
+    '../_base_/schedules/adam-cosine_2e.py',
+    '../_base_/default_runtime.py',
+]
 
-model = dict(
-    neck=dict(use_temporal=False),
-    head=dict(
-        _delete_=True,
-        type='DyConvHead',
-        in_channels={{_base_.d_m}},
-        text_channels={{_base_.d_t}},
-        num_modules=1))
+# a short run: log every 10 iterations
+default_hooks = dict(logger=dict(interval=10))
+# the tiny model trains in CPU processes, for which NCCL does not work
+env_cfg = dict(dist_cfg=dict(backend='gloo'))

@@ -1,5 +1,5 @@
 # The synthetic dataset in the A2D layout (coloured shapes that move,
-# bounce, rotate or stand still; see cmdyseg.datasets.synthetic_a2d),
+# bounce, rotate or stand still; see cmdyseg.synthetic),
 # read by the real A2DSentencesDataset. Generate it first:
 #
 #   python tools/dataset_converters/generate_synthetic_a2d.py \

@@ -1,10 +1,4 @@
-# Table 3, "+ CMDyConv": context-modulated dynamic conv without offsets.
-_base_ = ['./dcmdyconv_i3d-r50.py']
-model = dict(
-    head=dict(
-        _delete_=True,
-        type='CMDyConvHead',
-        in_channels={{_base_.d_m}},
-        text_channels={{_base_.d_t}},
-        groups=64,
-        num_modules=3))
+# Table 3, "+ CMDyConv": the text kernel modulated by a 3x3 kernel predicted
+# from the video around each position (eq. 9-11), without offsets.
+_base_ = ['./group-dyconv_i3d-r50.py']
+model = dict(head=dict(type='CMDyConvHead'))

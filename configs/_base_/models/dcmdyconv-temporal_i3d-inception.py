@@ -12,6 +12,8 @@ model = dict(
         type='InceptionI3D',
         end_point='Mixed_4f',
         frozen_until='MaxPool3d_4a_3x3',
-        checkpoint='checkpoints/'
-        'i3d_inception_kinetics400_rgb_20261126-849633fd.pth'),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/'
+            'i3d_inception_kinetics400_rgb_20261126-849633fd.pth')),
     neck=dict(in_channels=832))
