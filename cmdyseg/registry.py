@@ -1,26 +1,26 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
-"""cmdyseg's registry nodes, children of mmengine's root registries.
+"""cmdyseg's registry nodes, one child of every root registry of mmengine.
 
-Every node names the module(s) that register into it (``locations``):
-mmengine imports those on first use in the ``cmdyseg`` scope, because it
-cannot guess them for a scope it does not know. Modules of other OpenMMLab
-projects stay reachable through their scope prefix, e.g.
-``type='mmaction.ResNet3d'``.
+mmengine builds everything of a run (runner, loops, optimizer wrapper,
+parameter schedulers, log processor, ...) in the default scope; a root
+without a ``cmdyseg`` child makes it fall back to the root with a "Failed
+to search registry with scope" warning. So every root gets a child here,
+built from :data:`_CHILDREN`, and is exported under mmengine's name
+(``MODELS``, ``OPTIMIZERS``, ...).
+
+A child whose modules cmdyseg defines names the module(s) that register
+into it (``locations``, from :data:`LOCATIONS`): mmengine imports those on
+first use in the ``cmdyseg`` scope, because it cannot guess them for a
+scope it does not know. The others have no locations and only forward to
+mmengine. Modules of other OpenMMLab projects stay reachable through their
+scope prefix, e.g. ``type='mmaction.ResNet3d'``.
+
+Losses register into ``MODELS`` (as in mmseg): there is no ``LOSSES``
+registry.
 """
-from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
-from mmengine.registry import DATASETS as MMENGINE_DATASETS
-from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
-from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import INFERENCERS as MMENGINE_INFERENCERS
-from mmengine.registry import METRICS as MMENGINE_METRICS
-from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
-from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
-from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
-from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
-from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
-from mmengine.registry import \
-    WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
+from typing import Optional
+
+from mmengine import registry as _mmengine_registry
 from mmengine.registry import Registry
 
 # Where each kind of module lives. Kept in one table so that tests can
@@ -35,45 +35,47 @@ LOCATIONS = dict(
     hook=['cmdyseg.engine'],
 )
 
-DATASETS = Registry(
-    'dataset', parent=MMENGINE_DATASETS, locations=LOCATIONS['dataset'])
-DATA_SAMPLERS = Registry(
-    'data sampler',
-    parent=MMENGINE_DATA_SAMPLERS,
-    locations=LOCATIONS['dataset'])
-TRANSFORMS = Registry(
-    'transform', parent=MMENGINE_TRANSFORMS, locations=LOCATIONS['transform'])
+# mmengine root registry -> key of LOCATIONS (None: nothing of ours).
+_CHILDREN = dict(
+    RUNNERS=None,
+    RUNNER_CONSTRUCTORS=None,
+    LOOPS=None,
+    HOOKS='hook',
+    STRATEGIES=None,
+    DATASETS='dataset',
+    DATA_SAMPLERS='dataset',
+    TRANSFORMS='transform',
+    MODELS='model',
+    MODEL_WRAPPERS='model',
+    WEIGHT_INITIALIZERS='model',
+    OPTIMIZERS=None,
+    OPTIM_WRAPPERS=None,
+    OPTIM_WRAPPER_CONSTRUCTORS=None,
+    PARAM_SCHEDULERS=None,
+    METRICS='metric',
+    EVALUATOR='metric',
+    TASK_UTILS='model',
+    VISUALIZERS='visualizer',
+    VISBACKENDS='visualizer',
+    LOG_PROCESSORS=None,
+    INFERENCERS='inferencer',
+    FUNCTIONS=None,
+)
 
-MODELS = Registry(
-    'model', parent=MMENGINE_MODELS, locations=LOCATIONS['model'])
-MODEL_WRAPPERS = Registry(
-    'model_wrapper',
-    parent=MMENGINE_MODEL_WRAPPERS,
-    locations=LOCATIONS['model'])
-WEIGHT_INITIALIZERS = Registry(
-    'weight initializer',
-    parent=MMENGINE_WEIGHT_INITIALIZERS,
-    locations=LOCATIONS['model'])
-TASK_UTILS = Registry(
-    'task util', parent=MMENGINE_TASK_UTILS, locations=LOCATIONS['model'])
 
-METRICS = Registry(
-    'metric', parent=MMENGINE_METRICS, locations=LOCATIONS['metric'])
-EVALUATOR = Registry(
-    'evaluator', parent=MMENGINE_EVALUATOR, locations=LOCATIONS['metric'])
+def _child(root_name: str, location: Optional[str]) -> Registry:
+    root = getattr(_mmengine_registry, root_name)
+    # the scope is explicit: mmengine would infer it from the frame that
+    # calls Registry(), which depends on how this helper is called
+    return Registry(
+        root.name,
+        parent=root,
+        scope='cmdyseg',
+        locations=LOCATIONS[location] if location else [])
 
-VISUALIZERS = Registry(
-    'visualizer',
-    parent=MMENGINE_VISUALIZERS,
-    locations=LOCATIONS['visualizer'])
-VISBACKENDS = Registry(
-    'vis_backend',
-    parent=MMENGINE_VISBACKENDS,
-    locations=LOCATIONS['visualizer'])
 
-INFERENCERS = Registry(
-    'inferencer',
-    parent=MMENGINE_INFERENCERS,
-    locations=LOCATIONS['inferencer'])
+globals().update(
+    {name: _child(name, loc)
+     for name, loc in _CHILDREN.items()})
 
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=LOCATIONS['hook'])
+__all__ = ['LOCATIONS', *_CHILDREN]
