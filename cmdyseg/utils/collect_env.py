@@ -1,6 +1,8 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
 from mmengine.utils.dl_utils import collect_env as collect_base_env
 
+from .optional import OptionalImport
+
 
 def collect_env() -> dict:
     """Versions of the stack, plus whether mmcv's compiled ops and
@@ -8,24 +10,19 @@ def collect_env() -> dict:
     import mmcv
 
     import cmdyseg
+    from cmdyseg.models.layers.cmdyconv import MMCV_OPS
+    from cmdyseg.models.layers.cmdyconv_cpu import EXTENSION
     env = collect_base_env()
     env['MMCV'] = mmcv.__version__
-    try:
-        from mmcv.ops import modulated_deform_conv2d  # noqa: F401
-        env['MMCV compiled ops'] = 'yes'
-    except (ImportError, OSError) as e:
-        env['MMCV compiled ops'] = f'no ({e})'
-    try:
-        import mmaction
-        env['MMAction2'] = mmaction.__version__
-    except ImportError as e:
-        env['MMAction2'] = f'not importable ({e})'
+    env['MMCV compiled ops'] = ('yes' if MMCV_OPS.available else
+                                f'no ({MMCV_OPS.error})')
+    mmaction = OptionalImport('mmaction')
+    env['MMAction2'] = (mmaction.get().__version__ if mmaction.available else
+                        f'not importable ({mmaction.error})')
     env['cmdyseg'] = cmdyseg.__version__
-    from cmdyseg.models.layers.cmdyconv_cpu import (extension_error,
-                                                    load_extension)
-    ext = load_extension()
+    ext = EXTENSION.get()
     env['cmdyseg CPU kernel'] = (f'yes ({ext.isa()})' if ext is not None
-                                 else f'no ({extension_error()})')
+                                 else f'no ({EXTENSION.error})')
     return env
 
 

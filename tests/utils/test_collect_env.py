@@ -8,10 +8,10 @@ def test_collect_env_reports_the_compiled_kernels(monkeypatch):
     for key in ('PyTorch', 'MMCV', 'MMCV compiled ops', 'cmdyseg',
                 'cmdyseg CPU kernel'):
         assert key in env
-    ext = cmdyconv_cpu.load_extension()
+    ext = cmdyconv_cpu.EXTENSION.get()
     if ext is not None:
         assert env['cmdyseg CPU kernel'] == f'yes ({ext.isa()})'
         assert ext.isa() in ('avx2', 'baseline')
-    monkeypatch.setitem(cmdyconv_cpu._STATE, 'ext', None)
-    monkeypatch.setitem(cmdyconv_cpu._STATE, 'error', 'ImportError(x)')
+    monkeypatch.setattr(cmdyconv_cpu.EXTENSION, '_result',
+                        (None, 'ImportError(x)'))
     assert collect_env()['cmdyseg CPU kernel'] == 'no (ImportError(x))'

@@ -21,9 +21,7 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from ..layers import cmdyconv
-
-KERNEL_POINTS = 9
+from ..layers import KERNEL_POINTS, cmdyconv
 
 
 def _check_groups(in_channels: int, groups: int, owner: str):

@@ -75,11 +75,9 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
 
-from .cmdyconv_cpu import cpp_cmdyconv, extension_available, extension_error
-from .cmdyconv_torch import torch_cmdyconv
-
-KERNEL_SIZE = 3
-KERNEL_POINTS = KERNEL_SIZE * KERNEL_SIZE
+from cmdyseg.utils.optional import OptionalImport
+from .cmdyconv_cpu import EXTENSION, cpp_cmdyconv
+from .cmdyconv_torch import KERNEL_POINTS, KERNEL_SIZE, torch_cmdyconv
 
 
 class _Backend(NamedTuple):
@@ -87,6 +85,8 @@ class _Backend(NamedTuple):
     is_available: Callable[[], bool]
     # fused backends take the raw ``(x, kt, kv, offset, groups)``
     fused: bool
+    # the optional dependency it needs, named when it is missing
+    requires: Optional[OptionalImport]
 
 
 # name -> backend. Extend with :func:`register_cmdyconv_backend`.
@@ -105,7 +105,8 @@ def register_cmdyconv_backend(name: str,
                                                               bool]] = None,
                               auto_priority: Optional[int] = None,
                               device_types: Tuple[str, ...] = ('cpu', 'cuda'),
-                              fused: bool = False):
+                              fused: bool = False,
+                              requires: Optional[OptionalImport] = None):
     """Decorator registering a backend function.
 
     A plain backend is ``fn(x, mask, offset, groups) -> (B, G, H, W)`` with
@@ -116,8 +117,8 @@ def register_cmdyconv_backend(name: str,
     Args:
         name (str): the backend name (what ``backend=`` selects).
         is_available (callable, optional): returns whether the backend can
-            run here (e.g. its compiled extension imports). Defaults to
-            always available.
+            run here. Defaults to ``requires.available``, or always
+            available without ``requires``.
         auto_priority (int, optional): position at which to insert ``name``
             in the :data:`AUTO_PRIORITY` lists of ``device_types``. None
             appends a new name to those lists and leaves a known one where
@@ -125,10 +126,17 @@ def register_cmdyconv_backend(name: str,
         device_types (tuple[str]): the device types whose ``'auto'`` may
             pick the backend.
         fused (bool): the backend takes ``kt`` itself (see above).
+        requires (OptionalImport, optional): the optional dependency
+            (compiled extension, package) the backend needs; asking for the
+            backend while it is missing raises its
+            :class:`~cmdyseg.utils.optional.MissingDependencyError`.
     """
+    if is_available is None:
+        is_available = ((lambda: requires.available)
+                        if requires is not None else (lambda: True))
 
     def _register(fn):
-        _BACKENDS[name] = _Backend(fn, is_available or (lambda: True), fused)
+        _BACKENDS[name] = _Backend(fn, is_available, fused, requires)
         for dev in device_types:
             order = AUTO_PRIORITY.setdefault(dev, [])
             if auto_priority is not None:
@@ -172,7 +180,10 @@ def get_cmdyconv_backend(
 
     Raises:
         KeyError: for an unknown name.
-        RuntimeError: when the named backend cannot run here.
+        RuntimeError: when the named backend cannot run here; a
+            :class:`~cmdyseg.utils.optional.MissingDependencyError` (also
+            an ImportError) naming the import error and how to install
+            the dependency when that is the reason.
     """
     dev_type = torch.device(device).type if device is not None else 'cpu'
     if name == 'auto':
@@ -190,13 +201,14 @@ def get_cmdyconv_backend(
                        f'{sorted(_BACKENDS)} (or "auto")')
     else:
         resolved = name
-        if not _BACKENDS[name].is_available():
-            hint = _HINTS.get(name, '')
-            error = _import_error(name)
-            if error:
-                hint += f' Import error: {error}'
+        backend = _BACKENDS[name]
+        if not backend.is_available():
+            if backend.requires is not None \
+                    and not backend.requires.available:
+                raise backend.requires.missing_error(
+                    f'CMDyConv backend {name!r}')
             raise RuntimeError(
-                f'CMDyConv backend {name!r} is not available here. {hint}')
+                f'CMDyConv backend {name!r} is not available here')
     key = (dev_type, name, resolved)
     if key not in _LOGGED:
         _LOGGED.add(key)
@@ -210,45 +222,13 @@ def get_cmdyconv_backend(
 # --------------------------------------------------------------------------
 # mmcv backend
 # --------------------------------------------------------------------------
-_MMCV_HINT = ('It needs mmcv installed *with* its compiled ops '
-              '(`from mmcv.ops import modulated_deform_conv2d` must work; '
-              'mmcv-lite or an mmcv built without MMCV_WITH_OPS=1 lacks '
-              'them). Use backend="torch" or "auto" otherwise.')
-_MMCV_STATE = {}
-
-
-_HINTS = {
-    'mmcv': _MMCV_HINT,
-    'cpp': ('It needs cmdyseg\'s compiled extension '
-            '(cmdyseg.models.layers._cmdyconv_cpu), built by '
-            '`pip install --no-build-isolation -e .` with torch installed '
-            'first and CMDYSEG_WITH_OPS unset. Use backend="torch" or '
-            '"auto" otherwise.'),
-    'triton': ('It needs the `triton` package, and CUDA tensors or '
-               'TRITON_INTERPRET=1 (the slow CPU interpreter, for tests).'),
-}
-
-
-def _import_error(name: str) -> Optional[str]:
-    """Why backend ``name``'s compiled part does not import, if known."""
-    if name == 'mmcv':
-        return _MMCV_STATE.get('error')
-    if name == 'triton':
-        return _TRITON_STATE.get('error')
-    if name == 'cpp':
-        return extension_error()
-    return None
-
-
-def _mmcv_available() -> bool:
-    if 'ok' not in _MMCV_STATE:
-        try:
-            from mmcv.ops import modulated_deform_conv2d  # noqa: F401
-            _MMCV_STATE['ok'] = True
-        except Exception as e:  # ImportError, or a broken _ext
-            _MMCV_STATE['ok'] = False
-            _MMCV_STATE['error'] = repr(e)
-    return _MMCV_STATE['ok']
+MMCV_OPS = OptionalImport(
+    'mmcv.ops',
+    'modulated_deform_conv2d',
+    what="mmcv's compiled ops (mmcv.ops.modulated_deform_conv2d)",
+    install='Install mmcv *with* its compiled ops (mmcv-lite, or an mmcv '
+    'built without MMCV_WITH_OPS=1, lacks them), or use backend="torch" or '
+    '"auto"')
 
 
 def _expand_groups(t: Tensor, groups: int, target: int) -> Tensor:
@@ -265,8 +245,7 @@ def _expand_groups(t: Tensor, groups: int, target: int) -> Tensor:
     return t.reshape(b, target * k, h, w)
 
 
-@register_cmdyconv_backend(
-    'mmcv', is_available=_mmcv_available, device_types=('cuda', ))
+@register_cmdyconv_backend('mmcv', device_types=('cuda', ), requires=MMCV_OPS)
 def _mmcv_backend(x: Tensor, mask: Tensor, offset: Optional[Tensor],
                   groups: int) -> Tensor:
     """mmcv's compiled DCNv2 with an all-ones grouped weight.
@@ -275,10 +254,7 @@ def _mmcv_backend(x: Tensor, mask: Tensor, offset: Optional[Tensor],
     expanded to ``lcm(M, O)`` groups (mask and offset blocks nest because
     all counts divide ``C``).
     """
-    try:
-        from mmcv.ops import modulated_deform_conv2d
-    except Exception as e:
-        raise RuntimeError(f'{_MMCV_HINT} ({e!r})') from e
+    modulated_deform_conv2d = MMCV_OPS.require("CMDyConv backend 'mmcv'")
     b, c, h, w = x.shape
     mg = mask.shape[1] // KERNEL_POINTS
     og = 1 if offset is None else offset.shape[1] // (2 * KERNEL_POINTS)
@@ -305,10 +281,7 @@ register_cmdyconv_backend('torch')(torch_cmdyconv)
 # compiled CPU kernels (cmdyconv_cpu.py, csrc/cmdyconv_cpu.cpp)
 # --------------------------------------------------------------------------
 @register_cmdyconv_backend(
-    'cpp',
-    is_available=extension_available,
-    auto_priority=0,
-    device_types=('cpu', ))
+    'cpp', auto_priority=0, device_types=('cpu', ), requires=EXTENSION)
 def _cpp_backend(x: Tensor, mask: Tensor, offset: Optional[Tensor],
                  groups: int) -> Tensor:
     """The compiled kernels with offsets, the ``'torch'`` shifted path
@@ -392,25 +365,16 @@ def _deform_columns(x: Tensor, offset: Tensor) -> Tensor:
 # --------------------------------------------------------------------------
 # Triton backend (fused; imported on first use)
 # --------------------------------------------------------------------------
-_TRITON_STATE = {}
-
-
-def _triton_available() -> bool:
-    if 'ok' not in _TRITON_STATE:
-        try:
-            import triton  # noqa: F401
-            _TRITON_STATE['ok'] = True
-        except Exception as e:  # ImportError, or a broken install
-            _TRITON_STATE['ok'] = False
-            _TRITON_STATE['error'] = repr(e)
-    return _TRITON_STATE['ok']
+TRITON = OptionalImport(
+    'triton',
+    what='the `triton` package',
+    install='Install it (`pip install triton`); it runs on CUDA tensors, '
+    'or on CPU tensors with TRITON_INTERPRET=1 (the slow interpreter, for '
+    'tests)')
 
 
 @register_cmdyconv_backend(
-    'triton',
-    is_available=_triton_available,
-    device_types=('cuda', ),
-    fused=True)
+    'triton', device_types=('cuda', ), fused=True, requires=TRITON)
 def _triton_backend(x: Tensor, kt: Tensor, kv: Tensor,
                     offset: Optional[Tensor], groups: int) -> Tensor:
     """One fused Triton kernel per pass, see :mod:`.cmdyconv_triton`."""

@@ -28,32 +28,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cmdyseg.utils.optional import OptionalImport
 from .cmdyconv_torch import torch_cmdyconv
 
-_STATE = {}
 KERNEL_DTYPES = (torch.float32, torch.float64)
+# The compiled module; ``EXTENSION.available`` / ``.error`` say whether it
+# imports and why not.
+EXTENSION = OptionalImport(
+    f'{__package__}._cmdyconv_cpu',
+    what="cmdyseg's compiled CPU kernels "
+    f'({__package__}._cmdyconv_cpu)',
+    install='Reinstall cmdyseg with `pip install --no-build-isolation -e .` '
+    '(torch installed first, CMDYSEG_WITH_OPS unset), or use '
+    'backend="torch" or "auto"')
 
 
 def load_extension():
-    """The compiled module, or None when it is not built (the reason is
-    kept in :func:`extension_error`)."""
-    if 'ext' not in _STATE:
-        try:
-            from . import _cmdyconv_cpu
-            _STATE['ext'] = _cmdyconv_cpu
-        except Exception as e:  # ImportError, or one built for another torch
-            _STATE['ext'] = None
-            _STATE['error'] = repr(e)
-    return _STATE['ext']
-
-
-def extension_available() -> bool:
-    return load_extension() is not None
-
-
-def extension_error() -> Optional[str]:
-    load_extension()
-    return _STATE.get('error')
+    """The compiled module, or None when it is not built (see
+    ``EXTENSION.error`` for why)."""
+    return EXTENSION.get()
 
 
 class _CompiledCMDyConv(torch.autograd.Function):
@@ -62,7 +55,7 @@ class _CompiledCMDyConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, mask: Tensor, offset: Tensor,
                 groups: int) -> Tensor:
-        ext = load_extension()
+        ext = EXTENSION.get()
         # zero-padded, channels-last: (B, H + 2, W + 2, C)
         xcl = F.pad(x, (1, 1, 1, 1)).permute(0, 2, 3, 1).contiguous()
         out = ext.forward(xcl, mask, offset, groups)
@@ -73,7 +66,7 @@ class _CompiledCMDyConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gout: Tensor):
         xcl, mask, offset = ctx.saved_tensors
-        ext = load_extension()
+        ext = EXTENSION.get()
         gxcl, gmask, goff = ext.backward(gout.contiguous(), xcl, mask,
                                          offset, ctx.groups)
         # a channels-last view; autograd takes any strides
@@ -98,13 +91,7 @@ def cpp_cmdyconv(x: Tensor, mask: Tensor, offset: Optional[Tensor],
     if (offset is None or x.device.type != 'cpu'
             or x.dtype not in KERNEL_DTYPES):
         return torch_cmdyconv(x, mask, offset, groups)
-    if load_extension() is None:
-        raise RuntimeError(
-            'CMDyConv backend \'cpp\': the compiled extension '
-            'cmdyseg.models.layers._cmdyconv_cpu does not import '
-            f'({extension_error()}); reinstall cmdyseg with '
-            '`pip install --no-build-isolation -e .` (torch installed '
-            'first, CMDYSEG_WITH_OPS unset), or use backend="torch"')
+    EXTENSION.require("CMDyConv backend 'cpp'")
     return _CompiledCMDyConv.apply(x.contiguous(),
                                    mask.to(x.dtype).contiguous(),
                                    offset.to(x.dtype).contiguous(), groups)

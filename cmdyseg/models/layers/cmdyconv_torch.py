@@ -44,6 +44,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# The 3x3 window of the operation, for every module of cmdyseg. Defined
+# here because this module imports nothing of cmdyseg:
+# tools/analysis/benchmark_op_cuda.py loads it from its file on machines
+# without mmengine / mmcv.
 KERNEL_SIZE = 3
 KERNEL_POINTS = KERNEL_SIZE * KERNEL_SIZE
 

@@ -7,11 +7,11 @@ from reference_ops import cmdyconv_reference as reference_cmdyconv
 
 from cmdyseg.models.layers import (available_cmdyconv_backends, cmdyconv,
                                    get_cmdyconv_backend)
-from cmdyseg.models.layers.cmdyconv import _mmcv_available
+from cmdyseg.models.layers.cmdyconv import MMCV_OPS
 
 BACKENDS = ['cpp', 'torch', 'torch-autograd', 'mmcv']
 requires_mmcv = pytest.mark.skipif(
-    not _mmcv_available(),
+    not MMCV_OPS.available,
     reason='mmcv compiled ops (mmcv.ops.modulated_deform_conv2d) do not '
     'import')
 
@@ -136,7 +136,7 @@ def test_dispatch():
     assert get_cmdyconv_backend('auto', torch.device('cpu'))[0] == cpu_choice
     with pytest.raises(KeyError, match='unknown CMDyConv backend'):
         get_cmdyconv_backend('nope')
-    if not _mmcv_available():
+    if not MMCV_OPS.available:
         with pytest.raises(RuntimeError, match='compiled ops'):
             get_cmdyconv_backend('mmcv')
 

@@ -117,7 +117,7 @@ def test_float32_agrees_with_reference(backend, c, g, mg, og):
 # --------------------------------------------------------------------------
 WITH_OPS = os.environ.get('CMDYSEG_WITH_OPS', '1') != '0'
 requires_ext = pytest.mark.skipif(
-    not cmdyconv_cpu.extension_available(),
+    not cmdyconv_cpu.EXTENSION.available,
     reason='the compiled extension is not built (CMDYSEG_WITH_OPS=0)')
 
 
@@ -125,8 +125,7 @@ requires_ext = pytest.mark.skipif(
 def test_extension_is_built():
     """``pip install -e .`` builds the kernel; a failed build must fail
     here rather than skip every 'cpp' test."""
-    assert cmdyconv_cpu.extension_available(), \
-        cmdyconv_cpu.extension_error()
+    assert cmdyconv_cpu.EXTENSION.available, cmdyconv_cpu.EXTENSION.error
     assert 'cpp' in available_cmdyconv_backends()
 
 
@@ -148,7 +147,7 @@ def test_cpp_backend_float64(c, g, mg, og, monkeypatch):
 def test_cpp_backend_baseline_build(c, g, mg, og):
     """The kernels compiled for the baseline instruction set (what a CPU
     without AVX2 + FMA, or a non-GCC build, runs) agree too."""
-    ext = cmdyconv_cpu.load_extension()
+    ext = cmdyconv_cpu.EXTENSION.get()
     try:
         ext.set_isa('baseline')
         assert ext.isa() == 'baseline'
@@ -225,7 +224,7 @@ def test_cpp_backend_other_dtypes_fall_back_to_torch():
 def test_cpp_kernels_name_bad_shapes():
     """The compiled entry points check their inputs and say what they
     got."""
-    ext = cmdyconv_cpu.load_extension()
+    ext = cmdyconv_cpu.EXTENSION.get()
     xcl = torch.zeros(2, 6, 7, 8)  # (B, H + 2, W + 2, C): 4 x 5 pixels
     mask = torch.zeros(2, 8 * 9, 4, 5)
     off = torch.zeros(2, 18, 4, 5)
@@ -240,13 +239,20 @@ def test_cpp_kernels_name_bad_shapes():
 
 
 def test_cpp_backend_missing_extension_is_named(monkeypatch):
-    monkeypatch.setitem(cmdyconv_cpu._STATE, 'ext', None)
-    monkeypatch.setitem(cmdyconv_cpu._STATE, 'error',
-                        "ImportError('no _cmdyconv_cpu')")
+    monkeypatch.setattr(cmdyconv_cpu.EXTENSION, '_result',
+                        (None, "ImportError('no _cmdyconv_cpu')"))
     monkeypatch.setattr(cmdyconv_module, '_LOGGED', set())
     assert 'cpp' not in available_cmdyconv_backends()
     assert get_cmdyconv_backend('auto', 'cpu')[0] == 'torch'
     with pytest.raises(RuntimeError, match='no _cmdyconv_cpu'):
+        get_cmdyconv_backend('cpp')
+    # one ImportError naming the backend, the module, why and what to do
+    with pytest.raises(
+            ImportError,
+            match=r"CMDyConv backend 'cpp' needs cmdyseg's compiled CPU "
+            r'kernels \(cmdyseg.models.layers._cmdyconv_cpu\), which does '
+            r"not import here \(ImportError\('no _cmdyconv_cpu'\)\)\. "
+            r'Reinstall cmdyseg with `pip install'):
         get_cmdyconv_backend('cpp')
     x, kt, kv, offset = _inputs(1, 8, 2, 4, 5, 8, 1, torch.float32, 9)
     with pytest.raises(RuntimeError, match='pip install'):
@@ -371,7 +377,7 @@ def test_triton_float64_and_zero_offsets():
 # dispatch
 # --------------------------------------------------------------------------
 def test_auto_dispatch_by_device():
-    cpu_choice = ('cpp' if cmdyconv_cpu.extension_available() else 'torch')
+    cpu_choice = ('cpp' if cmdyconv_cpu.EXTENSION.available else 'torch')
     assert get_cmdyconv_backend('auto', 'cpu')[0] == cpu_choice
     cuda_choice = get_cmdyconv_backend('auto', 'cuda')[0]
     expected = next(n for n in AUTO_PRIORITY['cuda']
@@ -392,7 +398,7 @@ def test_dispatch_logs_once_per_device_and_choice(monkeypatch):
     for _ in range(3):
         get_cmdyconv_backend('auto', 'cpu')
         get_cmdyconv_backend('auto', torch.device('cpu'))
-    cpu_choice = ('cpp' if cmdyconv_cpu.extension_available() else 'torch')
+    cpu_choice = ('cpp' if cmdyconv_cpu.EXTENSION.available else 'torch')
     assert len(logged) == 1 and f"'{cpu_choice}'" in logged[0]
     get_cmdyconv_backend('auto', 'cuda')
     assert len(logged) == 2 and 'cuda' in logged[1]
