@@ -12,7 +12,9 @@ from mmengine.registry import DefaultScope
 if not torch.cuda.is_available():
     os.environ.setdefault('TRITON_INTERPRET', '1')
 
-# Make tests/reference_ops.py (shared written-out oracles) importable.
+# Make the helper modules of tests/ importable: reference_ops.py (shared
+# written-out oracles) and shared_data.py (the real annotation files kept
+# outside the repository).
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 

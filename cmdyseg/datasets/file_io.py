@@ -4,7 +4,7 @@
 Every reader turns a missing, unreadable or inconsistent file into a
 :class:`DataFileError` that names the file, so that the datasets can either
 stop with that message (``on_missing='error'``) or skip the file and count it
-(``on_missing='skip'``). Formats (see ``/work/shared/data/README.md``):
+(``on_missing='skip'``). The formats, as the dataset authors distribute them:
 
 - A2D ``a2d_annotation_with_instances/<vid>/<frame:05d>.h5`` (MATLAB v7.3,
   read with h5py): ``instance`` (instance ids), ``reMask`` (``N x W x H``, or

@@ -11,16 +11,18 @@ from mmengine.registry import init_default_scope
 from refer_data_fixtures import (MASK_A0_F2, MASK_A0_F9, MASK_A1_F9,
                                  MASK_A1_F9_DUP, MASK_B0_F3, code_to_index,
                                  load_extract_tool)
+from shared_data import requires_shared_data, shared_data_path
 
 from cmdyseg.datasets import (A2D_ACTIONS, A2D_ACTORS, A2DSentencesDataset,
                               DataFileError, parse_a2d_annotation)
 from cmdyseg.datasets.a2d_sentences import parse_a2d_videoset, read_id_list
 from cmdyseg.registry import DATASETS
 
-REAL = '/work/shared/data/a2d_sentences'
-needs_real = pytest.mark.skipif(
-    not osp.isfile(osp.join(REAL, 'a2d_annotation.txt')),
-    reason='real A2D Sentences annotation files not present')
+REAL = shared_data_path('a2d_sentences')
+needs_real = requires_shared_data(
+    'a2d_sentences/a2d_annotation.txt',
+    'a2d_sentences/a2d_missed_videos.txt',
+    what='the real A2D Sentences annotation files')
 
 VIDEO_PIPE = [
     dict(type='mmaction.OpenCVInit'),

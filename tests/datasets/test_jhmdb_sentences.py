@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from mmengine.registry import init_default_scope
 from refer_data_fixtures import code_to_index, puppet
+from shared_data import requires_shared_data, shared_data_path
 
 from cmdyseg.datasets import (DataFileError, JHMDBSentencesDataset,
                               parse_jhmdb_annotation, uniform_frame_ids)
 from cmdyseg.datasets.file_io import load_puppet_mask, puppet_mask_shape
 
-REAL = '/work/shared/data/jhmdb_sentences/jhmdb_annotation.txt'
+REAL = shared_data_path('jhmdb_sentences', 'jhmdb_annotation.txt')
 
 PIPE = [
     dict(type='SampleReferClip', clip_len=8),
@@ -25,8 +26,9 @@ def scope():
     init_default_scope('cmdyseg')
 
 
-@pytest.mark.skipif(
-    not osp.isfile(REAL), reason='real J-HMDB Sentences file not present')
+@requires_shared_data(
+    'jhmdb_sentences/jhmdb_annotation.txt',
+    what='the real J-HMDB Sentences annotation file')
 def test_real_annotation_all_rows_parse():
     rows, stats = parse_jhmdb_annotation(REAL)
     assert stats['rows'] == stats['kept'] == len(rows) == 928
