@@ -36,31 +36,19 @@ LOCATIONS = dict(
 )
 
 # mmengine root registry -> key of LOCATIONS (None: nothing of ours).
+# yapf: disable
 _CHILDREN = dict(
-    RUNNERS=None,
-    RUNNER_CONSTRUCTORS=None,
-    LOOPS=None,
-    HOOKS='hook',
-    STRATEGIES=None,
-    DATASETS='dataset',
-    DATA_SAMPLERS='dataset',
-    TRANSFORMS='transform',
-    MODELS='model',
-    MODEL_WRAPPERS='model',
-    WEIGHT_INITIALIZERS='model',
-    OPTIMIZERS=None,
-    OPTIM_WRAPPERS=None,
-    OPTIM_WRAPPER_CONSTRUCTORS=None,
-    PARAM_SCHEDULERS=None,
-    METRICS='metric',
-    EVALUATOR='metric',
-    TASK_UTILS='model',
-    VISUALIZERS='visualizer',
-    VISBACKENDS='visualizer',
-    LOG_PROCESSORS=None,
-    INFERENCERS='inferencer',
-    FUNCTIONS=None,
-)
+    # what cmdyseg defines
+    MODELS='model', MODEL_WRAPPERS='model', WEIGHT_INITIALIZERS='model',
+    TASK_UTILS='model', DATASETS='dataset', DATA_SAMPLERS='dataset',
+    TRANSFORMS='transform', METRICS='metric', EVALUATOR='metric',
+    VISUALIZERS='visualizer', VISBACKENDS='visualizer',
+    INFERENCERS='inferencer', HOOKS='hook',
+    # what a run builds in the cmdyseg scope from mmengine's own modules
+    RUNNERS=None, RUNNER_CONSTRUCTORS=None, LOOPS=None, STRATEGIES=None,
+    OPTIMIZERS=None, OPTIM_WRAPPERS=None, OPTIM_WRAPPER_CONSTRUCTORS=None,
+    PARAM_SCHEDULERS=None, LOG_PROCESSORS=None, FUNCTIONS=None)
+# yapf: enable
 
 
 def _child(root_name: str, location: Optional[str]) -> Registry:
