@@ -55,7 +55,7 @@ def data_is_current(data_root):
     defaults (seed 0) make; returns (bool, why)."""
     import inspect
 
-    from cmdyseg.datasets.synthetic_a2d import generate_synthetic_a2d
+    from cmdyseg.synthetic import generate_synthetic_a2d
     meta_path = osp.join(data_root, 'synthetic_meta.json')
     if not osp.isfile(meta_path):
         return False, 'not generated yet'

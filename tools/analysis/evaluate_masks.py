@@ -82,7 +82,7 @@ def evaluate(cfg, pred, by_cue=False):
     dataset = DATASETS.build(ds_cfg)
     cues = {}
     if by_cue:
-        from cmdyseg.datasets.synthetic_a2d import instance_cues
+        from cmdyseg.synthetic import instance_cues
         cues = instance_cues(dataset.data_root)
     predictions = None
     if pred not in ('empty', 'union'):

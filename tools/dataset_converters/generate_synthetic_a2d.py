@@ -4,7 +4,7 @@
 Coloured shapes that move, bounce, rotate or stand still, with sentences
 that name colour, shape, motion and position; written exactly as A2D
 Sentences is distributed, so ``A2DSentencesDataset`` reads it (see
-:mod:`cmdyseg.datasets.synthetic_a2d` and
+:mod:`cmdyseg.synthetic` and
 ``configs/_base_/datasets/synthetic_a2d.py``).
 
 The defaults (480 train + 50 test videos of 32 frames, 96 x 128 px, 3-5
@@ -30,7 +30,7 @@ import argparse
 import sys
 import time
 
-from cmdyseg.datasets.synthetic_a2d import format_stats, generate_synthetic_a2d
+from cmdyseg.synthetic import format_stats, generate_synthetic_a2d
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -5,7 +5,6 @@ masks and sentences, atomic writing, and reading it with the real loader.
 The tiny dataset (6 + 3 videos of 12 frames, 48 x 64 px) is generated once
 per module and takes well under a second.
 """
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -15,8 +14,10 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+from load_script import load_script
 
-from cmdyseg.datasets import synthetic_a2d as syn
+from cmdyseg import synthetic as syn
+from cmdyseg.synthetic import scenes, writer
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
 CLI = osp.join(ROOT, 'tools', 'dataset_converters',
@@ -258,7 +259,7 @@ def test_cue_scenes_and_sentences_are_true(tiny):
             assert twins[0]['action'] != inst['action']
             for sentence in inst['sentences']:
                 assert not POSITION_PHRASE.search(sentence.lower()), sentence
-                phrases = syn._ACTION_PHRASES[inst['action']]
+                phrases = scenes._ACTION_PHRASES[inst['action']]
                 assert any(p in sentence.lower() for p in phrases)
 
 
@@ -327,18 +328,14 @@ def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
     def broken(path, frames):
         raise RuntimeError('disk full')
 
-    monkeypatch.setattr(syn, '_write_video', broken)
+    monkeypatch.setattr(writer, '_write_video', broken)
     with pytest.raises(RuntimeError, match='disk full'):
         generate(tmp_path / 'data', num_train=1, num_test=0, num_missed=0)
     assert os.listdir(tmp_path) == []
 
 
 def _load_cli():
-    spec = importlib.util.spec_from_file_location('generate_synthetic_a2d',
-                                                  CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(CLI, 'generate_synthetic_a2d')
 
 
 def test_cli(tmp_path, capsys):

@@ -1,28 +1,6 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
-"""A small synthetic referring-segmentation dataset in the A2D layout.
-
-The real A2D videos and masks cannot be downloaded here, so the default data
-of cmdyseg is generated: coloured shapes (the *actors*) that perform simple
-motions (the *actions*) on a plain background, described by sentences that
-name colour, shape, motion and position. The files are written exactly as
-A2D Sentences distributes them, so the real loader
-(:class:`cmdyseg.datasets.A2DSentencesDataset`) reads them unchanged::
-
-    Release/videoset.csv           no header: vid, label, start_time,
-                                   end_time, height, width, total_frames,
-                                   annotated_frames, subset (0 train, 1 test)
-    Release/clips320H/<vid>.mp4    'mp4v' clips (``height`` px high, not 320)
-    a2d_annotation_with_instances/<vid>/<frame:05d>.h5
-                                   1-based frames; ``instance`` (N,) ids,
-                                   ``reMask`` (N, W, H) uint8, (W, H) when
-                                   N == 1, ``reBBox`` (4, N) x1 y1 x2 y2,
-                                   ``id`` (N,) actor-action codes
-    a2d_annotation.txt             header ``video_id,instance_id,query``
-    a2d_missed_videos.txt          one id a line, no trailing newline;
-                                   these videos have a clip and sentences
-                                   but no masks (the loader must drop them)
-    synthetic_meta.json            not in A2D: metainfo, scene and cue of
-                                   every (video, instance), statistics
+"""Scene sampling of the synthetic data: actors, their motions, which cue
+tells them apart, and the sentences that refer to them.
 
 Actors are ``circle``, ``square`` and ``triangle``; actions are
 ``moving_left``, ``moving_right``, ``moving_up``, ``moving_down``,
@@ -48,39 +26,19 @@ Actors of a ``position``/``motion`` scene other than the pair (0 or 1) have
 a (colour, shape) of their own and the cue ``none``. Moving actors of
 ``none`` scenes sometimes leave the frame, so that some annotated frames do
 not contain them (A2D skips those samples); masks are the *visible* part of
-each actor (later actors occlude earlier ones).
+each actor (later actors occlude earlier ones), drawn by :mod:`.render`.
 
-The defaults (480 train + 50 test videos, 32 frames of 96 x 128 px, 3-5
-annotated frames per video, 2 sentences per actor) give about 8.6k training
-and 0.9k test samples (sentence x annotated frame), a third of the videos
-of each scene kind: enough to learn colour, shape, position and motion
-words without memorising the training videos, small enough to generate in
-under half a minute and to train the 8 x 64 x 64 tiny model for two epochs
-on 2 CPU cores in about ten minutes. A scene depends only on ``(seed,
-split, index)``, so the test scenes do not change with ``num_train`` (their
-video ids, drawn in order, do).
-32 frames leave room for 3-5 annotated frames whose 8-frame clips barely
-overlap; at 96 x 128 px (H x W) the shapes are 17-25 px across and still
-8-12 px after the resize to 64 x 64.
-
-Output is a pure function of the arguments (same seed, same bytes, given
-the same OpenCV/FFmpeg and HDF5 builds): HDF5 object timestamps are off,
-text files use ``\\n``, per-video random streams are derived from
-``(seed, split, index)``. The dataset is written into a temporary directory
-next to the target and renamed at the end.
+A scene depends only on ``(seed, split, index)`` (per-video random
+streams), so the test scenes do not change with ``num_train`` (their video
+ids, drawn in order from one stream of ``seed``, do).
 """
-import json
 import math
-import os
-import os.path as osp
-import shutil
-import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-import cv2
-import h5py
 import numpy as np
+
+from .render import render_background, render_frames, render_labels
 
 ACTORS = ('circle', 'square', 'triangle')
 ACTIONS = ('moving_left', 'moving_right', 'moving_up', 'moving_down',
@@ -89,9 +47,6 @@ ACTIONS = ('moving_left', 'moving_right', 'moving_up', 'moving_down',
 SYNTHETIC_A2D_METAINFO = dict(actors=ACTORS, actions=ACTIONS)
 
 CUES = ('none', 'position', 'motion')
-META_FILE = 'synthetic_meta.json'
-META_FORMAT = 'cmdyseg-synthetic-a2d'
-META_VERSION = 1
 
 #: Actor colours, BGR (the order OpenCV writes), saturated and far apart
 #: so that they survive mp4 compression and stand out of the background.
@@ -142,9 +97,8 @@ _POSITION_PHRASES = {
 _ID_CHARS = ('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
              '0123456789-_')
 
-FPS = 12
+
 SENTENCES_PER_ACTOR = 2
-_SUBPIXEL_SHIFT = 4  # cv2 drawing with 1/16 px coordinates
 _MAX_TRIES = 200
 
 
@@ -196,31 +150,8 @@ class ActorTrack:
             ACTIONS.index(self.action) + 1)
 
 
-def draw_actor(canvas: np.ndarray, track: ActorTrack, t: int,
-               value: int) -> None:
-    """Fill ``track``'s shape at frame ``t`` into ``canvas`` (H, W) uint8.
-
-    Drawn without anti-aliasing, so the set of pixels set to ``value`` is
-    exactly the shape's mask.
-    """
-    x, y, angle = track.pose(t)
-    scale = 1 << _SUBPIXEL_SHIFT
-    if track.actor == 'circle':
-        centre = (int(round(x * scale)), int(round(y * scale)))
-        radius = int(round(0.85 * track.size * scale))
-        cv2.circle(canvas, centre, radius, int(value), -1, cv2.LINE_8,
-                   _SUBPIXEL_SHIFT)
-        return
-    n = 4 if track.actor == 'square' else 3
-    theta = np.deg2rad(angle + np.arange(n) * 360. / n - 90.)
-    pts = np.stack([x + track.size * np.cos(theta),
-                    y + track.size * np.sin(theta)], axis=1)
-    pts = np.round(pts * scale).astype(np.int32)
-    cv2.fillPoly(canvas, [pts], int(value), cv2.LINE_8, _SUBPIXEL_SHIFT)
-
-
 @dataclass
-class _Scene:
+class Scene:
     """Everything generated for one video (before writing)."""
     video_id: str
     subset: int
@@ -235,13 +166,9 @@ class _Scene:
 
     def frames(self) -> np.ndarray:
         """The video, (T, H, W, 3) uint8 BGR."""
-        palette = np.array([(0, 0, 0)] +
-                           [COLOURS[tr.colour] for tr in self.tracks],
-                           dtype=np.uint8)
-        out = palette[self.labels]
-        bg = self.labels == 0
-        out[bg] = np.broadcast_to(self.background, out.shape)[bg]
-        return out
+        return render_frames(self.labels,
+                             [COLOURS[tr.colour] for tr in self.tracks],
+                             self.background)
 
     def present(self, frame: int) -> List[int]:
         """Instance ids visible in 1-based ``frame``, ascending."""
@@ -249,9 +176,6 @@ class _Scene:
         return [k for k in range(len(self.tracks)) if (lab == k + 1).any()]
 
 
-# ---------------------------------------------------------------------------
-# Scene sampling
-# ---------------------------------------------------------------------------
 class _SceneSampler:
     """Samples one scene of a given kind; see the module docstring."""
 
@@ -534,17 +458,6 @@ def _annotated_frames(rng: np.random.Generator, T: int) -> List[int]:
     return frames
 
 
-def _background(rng: np.random.Generator, H: int, W: int) -> np.ndarray:
-    """A dark, tinted, smoothly shaded background, (H, W, 3) uint8 BGR."""
-    level = rng.uniform(25, 70)
-    tint = rng.uniform(-12, 12, size=3)
-    gx, gy = rng.uniform(-15, 15, size=2)
-    xx = np.linspace(-1, 1, W)[None, :, None]
-    yy = np.linspace(-1, 1, H)[:, None, None]
-    bg = level + tint[None, None, :] + gx * xx + gy * yy
-    return np.clip(np.round(bg), 0, 255).astype(np.uint8)
-
-
 def _video_id(rng: np.random.Generator, used: set) -> str:
     while True:
         vid = ''.join(_ID_CHARS[i]
@@ -556,19 +469,16 @@ def _video_id(rng: np.random.Generator, used: set) -> str:
 
 def _make_scene(seed: int, split: int, index: int, video_id: str,
                 subset: int, missed: bool, kind: str, T: int, H: int,
-                W: int) -> _Scene:
+                W: int) -> Scene:
     """One video, reproducible from ``(seed, split, index)`` alone."""
     rng = np.random.default_rng([seed, split, index])
     sampler = _SceneSampler(rng, T, H, W)
     for _ in range(_MAX_TRIES):
         tracks, cues = sampler.sample(kind)
         annotated = _annotated_frames(rng, T)
-        labels = np.zeros((T, H, W), np.uint8)
-        for t in range(T):
-            for k, tr in enumerate(tracks):
-                draw_actor(labels[t], tr, t, k + 1)
-        scene = _Scene(video_id, subset, missed, kind, tracks, cues, [],
-                       annotated, labels, _background(rng, H, W))
+        labels = render_labels(tracks, T, H, W)
+        scene = Scene(video_id, subset, missed, kind, tracks, cues, [],
+                      annotated, labels, render_background(rng, H, W))
         present = [scene.present(f) for f in annotated]
         seen = set(k for p in present for k in p)
         # every annotated frame holds someone, every actor is annotated
@@ -591,245 +501,16 @@ def _make_scene(seed: int, split: int, index: int, video_id: str,
     return scene
 
 
-# ---------------------------------------------------------------------------
-# Writing
-# ---------------------------------------------------------------------------
-def _write_bytes(path: str, data: bytes) -> None:
-    with open(path, 'wb') as f:
-        f.write(data)
+def sample_scenes(seed: int, num_train: int, num_test: int, num_missed: int,
+                  num_frames: int, height: int, width: int) -> List[Scene]:
+    """Every video of a dataset, in the order train, test, missed.
 
-
-def _write_video(path: str, frames: np.ndarray) -> None:
-    """Write (T, H, W, 3) BGR frames as 'mp4v' and check they decode."""
-    T, H, W = frames.shape[:3]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), FPS,
-                             (W, H))
-    if not writer.isOpened():
-        raise RuntimeError(f'OpenCV cannot open an mp4v VideoWriter for '
-                           f'{path} (is FFmpeg support built in?)')
-    for frame in frames:
-        writer.write(np.ascontiguousarray(frame))
-    writer.release()
-    cap = cv2.VideoCapture(path)
-    n = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if frame.shape != (H, W, 3):
-            raise RuntimeError(f'{path}: decoded frame of shape '
-                               f'{frame.shape}, expected {(H, W, 3)}')
-        n += 1
-    cap.release()
-    if n != T:
-        raise RuntimeError(f'{path}: decodes to {n} frames, wrote {T}')
-
-
-def _write_h5(path: str, scene: _Scene, frame: int) -> List[int]:
-    """Write the annotation of one 1-based frame; return its instances."""
-    ids = scene.present(frame)
-    lab = scene.labels[frame - 1]
-    masks = np.stack([(lab == k + 1) for k in ids]).astype(np.uint8)
-    boxes = np.zeros((4, len(ids)), np.float64)
-    for j, m in enumerate(masks):
-        ys, xs = np.nonzero(m)
-        boxes[:, j] = (xs.min(), ys.min(), xs.max(), ys.max())
-    re_mask = masks.transpose(0, 2, 1)  # (N, W, H) as A2D stores it
-    if len(ids) == 1:
-        re_mask = re_mask[0]
-    codes = np.array([scene.tracks[k].code for k in ids], np.int64)
-    with h5py.File(path, 'w') as f:
-        kw = dict(track_times=False)
-        f.create_dataset('instance', data=np.array(ids, np.int64), **kw)
-        # gzip (deterministic) keeps the binary masks ~20x smaller
-        f.create_dataset(
-            'reMask',
-            data=np.ascontiguousarray(re_mask),
-            compression='gzip',
-            compression_opts=4,
-            **kw)
-        f.create_dataset('reBBox', data=boxes, **kw)
-        f.create_dataset('id', data=codes, **kw)
-    return ids
-
-
-def _write_dataset(root: str, scenes: List[_Scene], params: dict) -> dict:
-    """Write every file of the dataset under ``root``; return the meta."""
-    release = osp.join(root, 'Release')
-    clips = osp.join(release, 'clips320H')
-    ann_root = osp.join(root, 'a2d_annotation_with_instances')
-    os.makedirs(clips)
-    os.makedirs(ann_root)
-    T, H, W = params['num_frames'], params['height'], params['width']
-    rows, ann_rows, instances, videos = [], [], [], {}
-    for scene in sorted(scenes, key=lambda s: s.video_id):
-        vid = scene.video_id
-        _write_video(osp.join(clips, vid + '.mp4'), scene.frames())
-        rows.append(f'{vid},{scene.tracks[0].code},0,'
-                    f'{math.ceil(T / FPS)},{H},{W},{T},'
-                    f'{len(scene.annotated)},{scene.subset}')
-        present = {}
-        if scene.missed:
-            # sentences but no masks: a loader that does not drop the
-            # listed videos fails on the missing mask folder
-            for k in range(len(scene.tracks)):
-                for sent in scene.sentences[k]:
-                    ann_rows.append(f'{vid},{k},{sent}')
-        else:
-            os.makedirs(osp.join(ann_root, vid))
-            for frame in scene.annotated:
-                present[frame] = _write_h5(
-                    osp.join(ann_root, vid, f'{frame:05d}.h5'), scene,
-                    frame)
-            for k, (tr, cue) in enumerate(zip(scene.tracks, scene.cues)):
-                frames_in = [f for f in scene.annotated if k in present[f]]
-                for sent in scene.sentences[k]:
-                    ann_rows.append(f'{vid},{k},{sent}')
-                instances.append(
-                    dict(
-                        video_id=vid,
-                        instance_id=k,
-                        subset=scene.subset,
-                        scene=scene.kind,
-                        cue=cue,
-                        colour=tr.colour,
-                        actor=tr.actor,
-                        action=tr.action,
-                        code=tr.code,
-                        sentences=scene.sentences[k],
-                        frames=frames_in))
-        videos[vid] = dict(
-            subset=scene.subset,
-            missed=scene.missed,
-            scene=scene.kind,
-            annotated_frames=scene.annotated,
-            num_instances=len(scene.tracks),
-            num_sentences=sum(len(x) for x in scene.sentences))
-    _write_bytes(
-        osp.join(release, 'videoset.csv'),
-        ''.join(r + '\n' for r in rows).encode('utf-8'))
-    _write_bytes(
-        osp.join(root, 'a2d_annotation.txt'),
-        ''.join(r + '\n' for r in ['video_id,instance_id,query'] +
-                ann_rows).encode('utf-8'))
-    missed = sorted(s.video_id for s in scenes if s.missed)
-    _write_bytes(
-        osp.join(root, 'a2d_missed_videos.txt'),
-        '\n'.join(missed).encode('utf-8'))
-    meta = dict(
-        format=META_FORMAT,
-        version=META_VERSION,
-        params=params,
-        metainfo=dict(actors=list(ACTORS), actions=list(ACTIONS)),
-        colours={k: list(v) for k, v in COLOURS.items()},
-        videos=videos,
-        instances=instances,
-        stats=_stats(instances, videos, params))
-    _write_bytes(
-        osp.join(root, META_FILE),
-        (json.dumps(meta, indent=1, sort_keys=True) + '\n').encode('utf-8'))
-    return meta
-
-
-def _stats(instances: List[dict], videos: dict, params: dict) -> dict:
-    """Counts per split: videos, instances, sentences, samples, cues."""
-    stats = {}
-    for subset, name in ((0, 'train'), (1, 'test')):
-        inst = [i for i in instances if i['subset'] == subset]
-        vids = [v for v in videos.values() if v['subset'] == subset]
-        samples = {c: 0 for c in CUES}
-        per_cue = {c: 0 for c in CUES}
-        for i in inst:
-            per_cue[i['cue']] += 1
-            samples[i['cue']] += len(i['sentences']) * len(i['frames'])
-        stats[name] = dict(
-            videos=sum(not v['missed'] for v in vids),
-            missed_videos=sum(v['missed'] for v in vids),
-            missed_sentences=sum(
-                v['num_sentences'] for v in vids if v['missed']),
-            annotated_frames=sum(
-                len(v['annotated_frames']) for v in vids if not v['missed']),
-            instances=len(inst),
-            sentences=sum(len(i['sentences']) for i in inst),
-            samples=sum(samples.values()),
-            instances_per_cue=per_cue,
-            samples_per_cue=samples,
-            scenes={
-                k: sum(v['scene'] == k and not v['missed'] for v in vids)
-                for k in CUES
-            })
-    return stats
-
-
-def _check_args(num_train, num_test, num_missed, num_frames, height, width):
-    for name, value, low in (('num_train', num_train, 0),
-                             ('num_test', num_test, 0),
-                             ('num_missed', num_missed, 0),
-                             ('num_frames', num_frames, 8),
-                             ('height', height, 32), ('width', width, 32)):
-        if not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f'{name} must be an integer >= {low}, got '
-                             f'{value!r}')
-    for name, value in (('height', height), ('width', width)):
-        if value % 2:
-            raise ValueError(f'{name} must be even (mp4v needs even frame '
-                             f'sizes), got {value}')
-    if num_train + num_test == 0:
-        raise ValueError('num_train + num_test must be > 0')
-
-
-def generate_synthetic_a2d(out_dir: str,
-                           seed: int = 0,
-                           num_train: int = 480,
-                           num_test: int = 50,
-                           num_frames: int = 32,
-                           height: int = 96,
-                           width: int = 128,
-                           num_missed: int = 2,
-                           overwrite: bool = False) -> dict:
-    """Generate the synthetic dataset into ``out_dir`` (see module doc).
-
-    Args:
-        out_dir (str): data root to create (e.g. ``data/synthetic_a2d``).
-        seed (int): random seed; the same arguments give the same bytes.
-        num_train (int): labelled training videos (subset 0).
-        num_test (int): labelled test videos (subset 1).
-        num_frames (int): frames per video, >= 8.
-        height (int): frame height in px, even, >= 32.
-        width (int): frame width in px, even, >= 32.
-        num_missed (int): extra videos listed in ``a2d_missed_videos.txt``
-            (alternately subset 0 and 1): in ``videoset.csv`` with a clip
-            and sentences but without a mask folder, so that a loader which
-            does not drop them fails (the real file has no sentences for
-            its 28 missed videos; here they have some on purpose).
-        overwrite (bool): replace a non-empty ``out_dir``; without it a
-            non-empty ``out_dir`` raises :class:`FileExistsError`.
-
-    Returns:
-        dict: the content of ``synthetic_meta.json`` (``stats`` holds the
-        counts per split).
+    Video ids are drawn first, in that order, from one stream of ``seed``;
+    the kinds of the labelled videos cycle through :data:`CUES` (a third of
+    each split per kind); the ``num_missed`` videos (in the dataset's list
+    of videos without masks) alternate between subsets 0 and 1 and are of
+    kind ``none``.
     """
-    _check_args(num_train, num_test, num_missed, num_frames, height, width)
-    out_dir = osp.abspath(out_dir)
-    if osp.exists(out_dir):
-        if not osp.isdir(out_dir):
-            raise FileExistsError(f'{out_dir} exists and is not a directory')
-        if os.listdir(out_dir) and not overwrite:
-            raise FileExistsError(f'{out_dir} exists and is not empty; pass '
-                                  'overwrite=True (--overwrite) to replace '
-                                  'it')
-    params = dict(
-        seed=int(seed),
-        num_train=int(num_train),
-        num_test=int(num_test),
-        num_missed=int(num_missed),
-        num_frames=int(num_frames),
-        height=int(height),
-        width=int(width),
-        fps=FPS,
-        sentences_per_actor=SENTENCES_PER_ACTOR)
-
-    # ids first, in a fixed order: train, test, missed
     id_rng = np.random.default_rng([seed, 99])
     used: set = set()
     jobs = []
@@ -841,79 +522,8 @@ def generate_synthetic_a2d(out_dir: str,
             else:
                 subset, missed, kind = i % 2, True, 'none'
             jobs.append((split, i, vid, subset, missed, kind))
-    scenes = [
+    return [
         _make_scene(seed, split, i, vid, subset, missed, kind, num_frames,
                     height, width)
         for split, i, vid, subset, missed, kind in jobs
     ]
-
-    parent = osp.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    name = osp.basename(out_dir)
-    tmp = tempfile.mkdtemp(prefix=f'.{name}.tmp-', dir=parent)
-    try:
-        meta = _write_dataset(tmp, scenes, params)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        if osp.exists(out_dir):
-            trash = tempfile.mkdtemp(prefix=f'.{name}.old-', dir=parent)
-            os.replace(out_dir, osp.join(trash, name))
-            try:
-                os.replace(tmp, out_dir)
-            except OSError:
-                os.replace(osp.join(trash, name), out_dir)
-                raise
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return meta
-
-
-def load_synthetic_meta(data_root: str) -> dict:
-    """Read ``synthetic_meta.json`` of a generated dataset."""
-    path = osp.join(data_root, META_FILE)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{path} not found: {data_root} is not a '
-                                'dataset written by generate_synthetic_a2d')
-    with open(path, encoding='utf-8') as f:
-        meta = json.load(f)
-    if meta.get('format') != META_FORMAT or meta.get(
-            'version') != META_VERSION:
-        raise ValueError(f'{path}: format {meta.get("format")!r} version '
-                         f'{meta.get("version")!r}, expected '
-                         f'{META_FORMAT!r} version {META_VERSION}')
-    return meta
-
-
-def instance_cues(meta_or_root) -> Dict[Tuple[str, int], str]:
-    """Map ``(video_id, instance_id)`` to its cue (``none`` / ``position``
-    / ``motion``), from a meta dict or a data root."""
-    meta = (
-        load_synthetic_meta(meta_or_root)
-        if isinstance(meta_or_root, str) else meta_or_root)
-    return {(i['video_id'], int(i['instance_id'])): i['cue']
-            for i in meta['instances']}
-
-
-def format_stats(meta: dict) -> str:
-    """Human-readable summary of a generated dataset."""
-    p = meta['params']
-    lines = [
-        f"synthetic A2D, seed {p['seed']}: {p['num_frames']} frames of "
-        f"{p['height']}x{p['width']} px at {p['fps']} fps, "
-        f"{p['sentences_per_actor']} sentences per actor",
-        f"actors {tuple(meta['metainfo']['actors'])}",
-        f"actions {tuple(meta['metainfo']['actions'])}",
-    ]
-    for split, s in meta['stats'].items():
-        lines.append(
-            f"{split}: {s['videos']} videos (+{s['missed_videos']} missed), "
-            f"{s['annotated_frames']} annotated frames, "
-            f"{s['instances']} instances, {s['sentences']} sentences, "
-            f"{s['samples']} samples; scenes {s['scenes']}; "
-            f"samples per cue {s['samples_per_cue']}")
-    return '\n'.join(lines)
