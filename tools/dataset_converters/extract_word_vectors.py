@@ -8,8 +8,8 @@ the given annotation files exactly as the encoder does
 writes the selected rows to a small word2vec binary file (atomically).
 
 word2vec binary / text sources are streamed, never loaded whole (see
-:func:`cmdyseg.models.text_encoders.select_word_vectors`): memory stays at
-one 16 MB chunk plus the selected rows.
+:func:`cmdyseg.fileio.select_word_vectors`): memory stays at one 16 MB chunk
+plus the selected rows.
 
 Example::
 
@@ -30,17 +30,15 @@ Annotation files are the published CSV files with a header line:
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
-import tempfile
 import time
 from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
-from cmdyseg.models.text_encoders import (MAX_WORDS, WORD_VECTOR_FORMATS,
-                                          save_word2vec_binary,
-                                          select_word_vectors, tokenize)
+from cmdyseg.fileio import (WORD_VECTOR_FORMATS, atomic_write,
+                            save_word2vec_binary, select_word_vectors)
+from cmdyseg.models.text_encoders import MAX_WORDS, tokenize
 
 #: Known annotation headers -> number of fields.
 ANNOTATION_HEADERS = {
@@ -139,22 +137,9 @@ def extract_word_vectors(vectors: Optional[str],
 
 
 def _write_json(path: str, data: Dict) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(
-        prefix=osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write('\n')
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes it 0o600
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_write(path, 'w', encoding='utf-8') as f:
+        json.dump(data, f, indent=2, ensure_ascii=False)
+        f.write('\n')
 
 
 def format_report(report: Dict) -> str:

