@@ -37,6 +37,8 @@ import numpy as np
 
 from cmdyseg.apis import (VideoReadError, VideoSource, check_sentences,
                           inference_model, init_model)
+from cmdyseg import fileio
+from cmdyseg.fileio import replace_dir
 from cmdyseg.utils.checkpoint import CheckpointError
 from cmdyseg.visualization import draw_refer_overlay, imwrite_atomic
 
@@ -98,14 +100,10 @@ def default_out_dir(video: str) -> str:
 
 
 def check_out_dir(out: str, overwrite: bool) -> str:
-    out = osp.abspath(out)
-    if osp.exists(out):
-        if not osp.isdir(out):
-            raise DemoError(f'--out {out} exists and is not a folder')
-        if os.listdir(out) and not overwrite:
-            raise DemoError(f'--out {out} exists and is not empty; pass '
-                            '--overwrite to replace it')
-    return out
+    try:
+        return fileio.check_out_dir(out, overwrite, '--overwrite')
+    except FileExistsError as e:
+        raise DemoError(f'--out {e}') from None
 
 
 def write_video(path: str, frames, fps: float, size) -> None:
@@ -199,21 +197,7 @@ def write_outputs(tmp: str, source: VideoSource, results, fps: float,
 
 def publish(tmp: str, out: str) -> None:
     """Move the finished ``tmp`` folder to ``out`` (replacing it)."""
-    parent, name = osp.split(out)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    if not osp.exists(out):
-        os.replace(tmp, out)
-        return
-    trash = tempfile.mkdtemp(prefix=f'.{name}.old-', dir=parent)
-    os.replace(out, osp.join(trash, name))
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        os.replace(osp.join(trash, name), out)
-        raise
-    shutil.rmtree(trash, ignore_errors=True)
+    replace_dir(tmp, out, overwrite=True)
 
 
 def run(args) -> str:

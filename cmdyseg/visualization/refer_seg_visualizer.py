@@ -1,13 +1,12 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
-import os
 import os.path as osp
-import tempfile
 from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
 from mmengine.visualization import Visualizer
 
+from cmdyseg.fileio import atomic_write
 from cmdyseg.registry import VISUALIZERS
 from cmdyseg.structures import ReferSegDataSample
 from .draw import (PALETTE, Color, draw_text_lines, overlay_mask, text_scale,
@@ -17,7 +16,7 @@ from .draw import (PALETTE, Color, draw_text_lines, overlay_mask, text_scale,
 def imwrite_atomic(path: str, image: np.ndarray) -> None:
     """Write an RGB ``(H, W, 3)`` or grey ``(H, W)`` uint8 image; the
     format follows the extension. The file appears complete or not at all
-    (temp file in the same folder + ``os.replace``)."""
+    (:func:`cmdyseg.fileio.atomic_write`)."""
     image = np.asarray(image)
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -29,18 +28,8 @@ def imwrite_atomic(path: str, image: np.ndarray) -> None:
     if not ok:
         raise ValueError(f'OpenCV cannot encode an image as {ext!r} for '
                          f'{path}')
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, 'wb') as f:
+        f.write(buf.tobytes())
 
 
 @VISUALIZERS.register_module()

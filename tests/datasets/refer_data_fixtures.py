@@ -7,7 +7,6 @@ with ``code(i) = 10 + 20 * i``, so a decoded frame tells its index (and the
 channel order) even after lossy compression.
 """
 import csv
-import importlib.util
 import os
 import os.path as osp
 
@@ -15,6 +14,7 @@ import cv2
 import h5py
 import numpy as np
 import scipy.io
+from load_script import load_script
 
 H, W = 32, 48
 EXTRACT_TOOL = osp.join(
@@ -24,11 +24,7 @@ EXTRACT_TOOL = osp.join(
 
 def load_extract_tool():
     """tools/dataset_converters/a2d_extract_frames.py as a module."""
-    spec = importlib.util.spec_from_file_location('a2d_extract_frames',
-                                                  EXTRACT_TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXTRACT_TOOL, 'a2d_extract_frames')
 
 
 def frame_code(i):

@@ -1,6 +1,5 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
 """demo/inference.py, run in-process through its main(argv)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from load_script import load_script
 from PIL import Image
 
 from cmdyseg.apis import inference_model, init_model
@@ -24,10 +24,7 @@ SENTENCES = ['the red circle', 'a square on the right']
 
 @pytest.fixture(scope='module')
 def demo():
-    spec = importlib.util.spec_from_file_location('inference_demo', DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DEMO, 'inference_demo')
 
 
 @pytest.fixture(scope='module')

@@ -1,7 +1,6 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
 """Tests of tools/analysis/analyze_logs.py on hand-written mmengine scalar
 logs (the log of a real run is tested in test_train_test.py)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -11,14 +10,12 @@ import sys
 
 import numpy as np
 import pytest
+from load_script import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(ROOT, 'tools', 'analysis', 'analyze_logs.py')
 
-_spec = importlib.util.spec_from_file_location('cmdyseg_analyze_logs',
-                                               SCRIPT)
-analyze_logs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(analyze_logs)
+analyze_logs = load_script(SCRIPT, 'cmdyseg_analyze_logs')
 
 # 2 epochs x 3 logged iterations, validation after each epoch (step =
 # epoch), as mmengine's LogProcessor writes them with by_epoch=True.

@@ -1,22 +1,19 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
 """Tests of tools/analysis/benchmark_op.py (one tiny run, no timing
 assertions)."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 import torch
+from load_script import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'analysis', 'benchmark_op.py')
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('benchmark_op', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL, 'benchmark_op')
 
 
 tool = _load_tool()
@@ -68,3 +65,26 @@ def test_main_writes_table_and_json(tmp_path):
     for rec in raw:
         assert rec['fwd_s'] > 0 and rec['fwd_bwd_s'] > 0
         assert rec['dims'] == [8, 64, 16, 16]
+
+
+def test_cuda_script_and_its_writer_load_without_mmengine(tmp_path):
+    """benchmark_op_cuda.py runs on GPU machines with only torch, triton
+    and torchvision: loading it (and benchmark_op.py, and the atomic
+    writer it saves its JSON with) imports neither cmdyseg nor mmengine."""
+    import subprocess
+    import sys
+    import textwrap
+    script = osp.join(ROOT, 'tools', 'analysis', 'benchmark_op_cuda.py')
+    code = textwrap.dedent(f'''
+        import importlib.util, sys
+        for name in ('cmdyseg', 'mmengine', 'mmcv', 'mmaction'):
+            sys.modules[name] = None  # importing them raises
+        spec = importlib.util.spec_from_file_location('bench', {script!r})
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+        with bench._CPU.load_atomic().atomic_write(sys.argv[1], 'w') as f:
+            f.write('ok')
+    ''')
+    out = tmp_path / 'results.json'
+    subprocess.run([sys.executable, '-c', code, str(out)], check=True)
+    assert out.read_text() == 'ok'

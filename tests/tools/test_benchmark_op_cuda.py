@@ -3,11 +3,11 @@
 interpreter, and mmcv's modulated_deform_conv2d standing in for
 torchvision's deform_conv2d (same conventions; torchvision does not import
 beside this torch)."""
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
+from load_script import load_script
 
 pytest.importorskip('triton')
 ops_mmcv = pytest.importorskip('mmcv.ops')
@@ -18,11 +18,7 @@ SCRIPT = osp.join(
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location('benchmark_op_cuda',
-                                                  SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, 'benchmark_op_cuda')
 
 
 def _mmcv_deform_conv2d(input, offset, weight, padding, mask):

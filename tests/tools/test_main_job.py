@@ -1,22 +1,20 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
 """tools/main_job.py decides whether data/synthetic_a2d is the default
 dataset or must be (re)generated."""
-import importlib.util
 import inspect
 import json
 import os.path as osp
 
-from cmdyseg.datasets.synthetic_a2d import generate_synthetic_a2d
+from load_script import load_script
+
+from cmdyseg.synthetic import generate_synthetic_a2d
 
 SCRIPT = osp.join(
     osp.dirname(__file__), '..', '..', 'tools', 'main_job.py')
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location('main_job', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, 'main_job')
 
 
 def _write_meta(root, params):

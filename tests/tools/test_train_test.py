@@ -10,7 +10,6 @@ subprocess call here and by tests/tools/test_dist_train.py.
 """
 import glob
 import hashlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -23,6 +22,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from load_script import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(
@@ -35,11 +35,7 @@ FRAME_SHAPE = (48, 64)  # (H, W) of the generated frames
 
 
 def _load_tool(rel_path, name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(ROOT, *rel_path.split('/')))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(ROOT, *rel_path.split('/')), name)
 
 
 train_tool = _load_tool('tools/train.py', 'cmdyseg_tools_train')
@@ -71,7 +67,7 @@ def tiny_cfg_options(data_root, val_interval=1):
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
-    from cmdyseg.datasets.synthetic_a2d import generate_synthetic_a2d
+    from cmdyseg.synthetic import generate_synthetic_a2d
     root = str(tmp_path_factory.mktemp('synthetic_a2d'))
     generate_synthetic_a2d(
         root, seed=0, num_train=3, num_test=2, num_frames=12,

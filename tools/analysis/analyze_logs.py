@@ -28,7 +28,6 @@ import math
 import os
 import os.path as osp
 import re
-import tempfile
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -232,19 +231,10 @@ def plot_curve(logs: Sequence[str],
 
 
 def _savefig_atomic(fig, out: str) -> None:
+    from cmdyseg.fileio import atomic_write
     ext = osp.splitext(out)[1].lstrip('.').lower()
-    folder = osp.dirname(osp.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(out) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            fig.savefig(f, format=ext, dpi=100)
-        os.replace(tmp, out)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(out, 'wb') as f:
+        fig.savefig(f, format=ext, dpi=100)
 
 
 def cal_train_time(log: str, include_outliers: bool = False) -> dict:

@@ -430,13 +430,26 @@ def train_step_benchmark(args):
         _write_atomic(args.out, table)
 
 
+def load_atomic():
+    """:mod:`cmdyseg.fileio.atomic`, loaded from its file.
+
+    It needs the standard library only, while importing the ``cmdyseg``
+    package runs its ``__init__``, which needs mmengine: this script is
+    also loaded by ``benchmark_op_cuda.py`` on GPU machines without it.
+    """
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                        '..', 'cmdyseg', 'fileio', 'atomic.py')
+    spec = importlib.util.spec_from_file_location('_cmdyseg_fileio_atomic',
+                                                  path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _write_atomic(path, text):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
+    with load_atomic().atomic_write(path, 'w') as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 if __name__ == '__main__':

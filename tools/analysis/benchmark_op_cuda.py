@@ -4,9 +4,10 @@
 
 Self-contained on purpose: it needs only ``torch``, ``triton`` and
 ``torchvision`` (GPU machines often have no mmcv / mmengine build), and
-loads :mod:`cmdyseg.models.layers.cmdyconv_triton` and
-:mod:`cmdyseg.models.layers.cmdyconv_torch` from their files without
-importing the package.
+loads :mod:`cmdyseg.models.layers.cmdyconv_triton`,
+:mod:`cmdyseg.models.layers.cmdyconv_torch` and
+:mod:`cmdyseg.fileio.atomic` from their files without importing the
+package.
 
 ``torchvision`` computes CMDyConv as a modulated deformable grouped 3x3
 convolution with an all-ones weight (G, N, 3, 3) on ``x * kt``; its mask
@@ -332,13 +333,12 @@ def main(argv=None):
         for layout in args.tune:
             tune(tri, SHAPES[args.shapes[0]], layout, args.repeats, report)
     if args.json:
-        tmp = args.json + '.tmp'
-        with open(tmp, 'w') as f:
+        # cmdyseg.fileio.atomic from its file (standard library only)
+        with _CPU.load_atomic().atomic_write(args.json, 'w') as f:
             json.dump(dict(device=torch.cuda.get_device_name(),
                            torch=torch.__version__,
                            triton=triton.__version__, check_ok=ok,
                            results=report), f, indent=1)
-        os.replace(tmp, args.json)
     if not ok:
         sys.exit(1)
 

@@ -82,18 +82,19 @@ from torch.utils.flop_counter import FlopCounterMode
 
 # importing cmdyseg applies its compatibility fixes before mmaction loads
 import cmdyseg
+from cmdyseg.fileio import atomic_write
+from cmdyseg.fileio.word_vectors import (WordVectorsNotFoundError,
+                                         read_vector_dims,
+                                         save_word2vec_binary)
 from cmdyseg.models.heads import CMDyConvBlock
-from cmdyseg.models.layers import get_cmdyconv_backend
+from cmdyseg.models.layers import KERNEL_POINTS, get_cmdyconv_backend
 from cmdyseg.models.text_encoders.tokenizer import tokenize
-from cmdyseg.models.text_encoders.word_vectors import (
-    WordVectorsNotFoundError, read_vector_dims, save_word2vec_binary)
 from cmdyseg.registry import MODELS
 from cmdyseg.structures import ReferSegDataSample
 from cmdyseg.utils.setup_env import register_all_modules
 
 DEFAULT_SENTENCE = 'the man in a red shirt is riding a bicycle on the road'
 DEFAULT_WORD_DIMS = 300
-KERNEL_POINTS = 9
 MIB = 1024.0**2
 
 
@@ -232,19 +233,24 @@ def select_modules(model: nn.Module,
     with exactly one child is replaced by that child's children (e.g.
     ``backbone`` -> ``backbone.backbone.{conv1, layer1, ...}``,
     ``head`` -> ``head.blocks.{0, 1, 2}``); a chain ending in a leaf gives
-    the leaf (``text_encoder`` -> ``text_encoder.gru``).
+    the leaf (``text_encoder`` -> ``text_encoder.gru``). A head's
+    ``loss_decode`` is not looked at: losses are not part of the forward.
     """
+
+    def children(m):
+        return [(k, c) for k, c in m.named_children() if k != 'loss_decode']
+
     rows = []
     for name, module in model.named_children():
         rows.append((name, module, 1))
         if depth < 2:
             continue
         prefix, current = name, module
-        kids = list(current.named_children())
+        kids = children(current)
         while len(kids) == 1:
             prefix = f'{prefix}.{kids[0][0]}'
             current = kids[0][1]
-            kids = list(current.named_children())
+            kids = children(current)
         if not kids:
             if current is not module:
                 rows.append((prefix, current, 2))
@@ -807,18 +813,8 @@ def format_table(results: Dict[str, Any]) -> str:
 
 def write_json(results: Dict[str, Any], path: str) -> None:
     """Write ``results`` to ``path`` atomically (temp file + replace)."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(results, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, 'w') as f:
+        json.dump(results, f, indent=2)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:

@@ -20,13 +20,13 @@ Example::
 import argparse
 import os
 import os.path as osp
-import shutil
 import sys
-import tempfile
 from multiprocessing import Pool
 from typing import List, Optional, Tuple
 
 import cv2
+
+from cmdyseg.fileio import atomic_dir
 
 
 def extract_video(video_path: str,
@@ -57,33 +57,23 @@ def extract_video(video_path: str,
     cap = cv2.VideoCapture(video_path)
     if not cap.isOpened():
         raise RuntimeError(f'{video_path}: OpenCV cannot open the video')
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{vid}.', suffix='.tmp', dir=out_dir)
     try:
-        num = 0
-        while True:
-            ok, frame = cap.read()  # BGR, as cv2.imwrite expects
-            if not ok:
-                break
-            num += 1
-            path = osp.join(tmp, f'{num:05d}.jpg')
-            if not cv2.imwrite(path, frame,
-                               [cv2.IMWRITE_JPEG_QUALITY, quality]):
-                raise RuntimeError(f'cannot write {path}')
-        if num == 0:
-            raise RuntimeError(f'{video_path}: no frame decodes')
-        if osp.isdir(target):  # overwrite: move the old one out of the way
-            old = tempfile.mkdtemp(prefix=f'.{vid}.', suffix='.old',
-                                   dir=out_dir)
-            os.replace(target, osp.join(old, vid))
-            os.replace(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, target)
+        # an existing target is only reached with overwrite (see above)
+        with atomic_dir(target, overwrite=True) as tmp:
+            num = 0
+            while True:
+                ok, frame = cap.read()  # BGR, as cv2.imwrite expects
+                if not ok:
+                    break
+                num += 1
+                path = osp.join(tmp, f'{num:05d}.jpg')
+                if not cv2.imwrite(path, frame,
+                                   [cv2.IMWRITE_JPEG_QUALITY, quality]):
+                    raise RuntimeError(f'cannot write {path}')
+            if num == 0:
+                raise RuntimeError(f'{video_path}: no frame decodes')
     finally:
         cap.release()
-        if osp.isdir(tmp):
-            shutil.rmtree(tmp)
     return vid, num
 
 

@@ -33,7 +33,6 @@ import datetime
 import glob
 import hashlib
 import io
-import os
 import os.path as osp
 import pickle
 import subprocess
@@ -228,25 +227,17 @@ def read_classes(path=CLASSES_FILE):
 def save_checkpoint(state, meta, out_dir, date=None):
     """Write ``dict(state_dict, meta)`` atomically as
     ``<OUT_PREFIX>_<date>-<sha256[:8]>.pth`` and return (path, sha256)."""
-    os.makedirs(out_dir, exist_ok=True)
+    from cmdyseg.fileio import atomic_write
     date = date or datetime.date.today().strftime('%Y%m%d')
-    fd, tmp = tempfile.mkstemp(
-        prefix=f'.{OUT_PREFIX}_', suffix='.pth.tmp', dir=out_dir)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(dict(state_dict=state, meta=meta), f)
-        sha = hashlib.sha256()
-        with open(tmp, 'rb') as f:
-            for chunk in iter(lambda: f.read(1 << 20), b''):
-                sha.update(chunk)
-        digest = sha.hexdigest()
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        final = osp.join(out_dir, f'{OUT_PREFIX}_{date}-{digest[:8]}.pth')
-        os.replace(tmp, final)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    # the name holds the hash of the bytes: serialise first (the ~50 MB
+    # checkpoint fits in memory), then write under the final name
+    buf = io.BytesIO()
+    torch.save(dict(state_dict=state, meta=meta), buf)
+    data = buf.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    final = osp.join(out_dir, f'{OUT_PREFIX}_{date}-{digest[:8]}.pth')
+    with atomic_write(final, 'wb') as f:
+        f.write(data)
     return final, digest
 
 

@@ -9,13 +9,13 @@ which ``tools/test.py`` and ``init_model`` verify). Prints the final path.
 """
 import argparse
 import hashlib
-import os
+import io
 import os.path as osp
-import tempfile
 
 import torch
 
 import cmdyseg  # noqa: F401  (lets torch load mmengine checkpoints)
+from cmdyseg.fileio import atomic_write
 
 
 def publish(src: str, out_prefix: str) -> str:
@@ -32,25 +32,18 @@ def publish(src: str, out_prefix: str) -> str:
         meta={k: meta[k]
               for k in ('epoch', 'iter', 'cfg', 'seed', 'dataset_meta',
                         'mmengine_version', 'time') if k in meta})
-    out_dir = osp.dirname(osp.abspath(out_prefix))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.pth', dir=out_dir)
-    os.close(fd)
-    try:
-        torch.save(slim, tmp)
-        with open(tmp, 'rb') as f:
-            sha = hashlib.sha256(f.read()).hexdigest()
-        final = f'{out_prefix}-{sha[:8]}.pth'
-        # mkstemp makes the file private (0600); a published checkpoint is
-        # meant to be shared: the permissions a plain open() would give
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, final)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    # the name holds the hash of the bytes: serialise first, then write
+    # under the final name. Saving to a buffer also keeps the bytes (hence
+    # the name) reproducible: torch.save to a path stores the file's stem
+    # as the archive's folder name.
+    buf = io.BytesIO()
+    torch.save(slim, buf)
+    data = buf.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
+    final = f'{out_prefix}-{sha[:8]}.pth'
+    # shared like any file the user writes (umask), not private (0600)
+    with atomic_write(final, 'wb') as f:
+        f.write(data)
     return final
 
 

@@ -17,9 +17,6 @@ number from the paper's ``mAP``.
 import contextlib
 import io
 import json
-import os
-import os.path as osp
-import tempfile
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -32,6 +29,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from cmdyseg.fileio import atomic_write
 from cmdyseg.registry import METRICS
 
 # Thresholds in percent, so that "IoU > t" can be decided exactly in
@@ -89,21 +87,8 @@ def _json_default(obj: Any) -> Any:
 
 def dump_json_atomic(obj: Any, path: str) -> None:
     """Write ``obj`` as JSON to ``path`` atomically (temp file + replace)."""
-    path = osp.abspath(path)
-    folder = osp.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(obj, f, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, 'w', encoding='utf-8', fsync=True) as f:
+        json.dump(obj, f, default=_json_default)
 
 
 @METRICS.register_module()
