@@ -10,7 +10,7 @@ bash tools/setup_env.sh --dev
 PY="${CMDYSEG_VENV:-$ROOT/.venv}/bin/python"
 
 paths=()
-for p in cmdyseg configs tools tests demo setup.py; do
+for p in cmdyseg configs tools tests demo docs setup.py; do
     [ -e "$p" ] && paths+=("$p")
 done
 echo '[run_tests] flake8'

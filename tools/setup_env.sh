@@ -87,11 +87,20 @@ fi
 
 # Runtime requirements (including the real dependencies of the mm* packages),
 # then the mm* packages themselves without their declared dependencies.
+# mm* lines (mminstall.txt's, and mmsegmentation in tests.txt) are installed
+# without their declared dependencies; the rest normally.
+mm_lines() { grep -v '^\s*#' "$1" | grep '^mm' | grep -v '^mmcv' || true; }
 reqs=(-r "$ROOT/requirements/runtime.txt")
-[ "$DEV" = 1 ] && reqs+=(-r "$ROOT/requirements/tests.txt")
+mm_reqs=($(mm_lines "$ROOT/requirements/mminstall.txt"))
+if [ "$DEV" = 1 ]; then
+    dev_reqs="$(mktemp)"
+    grep -v '^mm' "$ROOT/requirements/tests.txt" >"$dev_reqs"
+    reqs+=(-r "$dev_reqs")
+    mm_reqs+=($(mm_lines "$ROOT/requirements/tests.txt"))
+fi
 pip_install "${reqs[@]}"
-grep -v '^\s*#' "$ROOT/requirements/mminstall.txt" | grep -v '^mmcv' | grep -v '^\s*$' \
-    | xargs "$PY" -m pip install --disable-pip-version-check -q --no-deps
+[ "$DEV" = 1 ] && rm -f "$dev_reqs"
+"$PY" -m pip install --disable-pip-version-check -q --no-deps "${mm_reqs[@]}"
 # cmdyseg itself, editable; this compiles its CPU kernel (about a minute on
 # 2 cores), so it is skipped when this checkout is installed already and the
 # built kernel imports and is newer than its sources.
