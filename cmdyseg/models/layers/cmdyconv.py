@@ -61,8 +61,8 @@ itself. Registered here:
   formulation, kept as a cross-check (twice differentiable).
 * ``'mmcv'``: mmcv's compiled ``modulated_deform_conv2d`` (on CPU slower
   than ``'torch'`` in every layout measured by
-  ``tools/analysis/benchmark_op.py``, by 7x-40x with per-channel kV; on
-  CUDA it is the fallback).
+  ``tools/analysis/benchmark_op.py``, numbers in configs/cmdyconv/README.md;
+  on CUDA it is the fallback).
 * ``'triton'`` (:mod:`.cmdyconv_triton`, fused): one Triton kernel for the
   forward pass and one for the backward pass; the CUDA default when
   ``triton`` imports.
