@@ -226,9 +226,13 @@ MMCV_OPS = OptionalImport(
     'mmcv.ops',
     'modulated_deform_conv2d',
     what="mmcv's compiled ops (mmcv.ops.modulated_deform_conv2d)",
-    install='Install mmcv *with* its compiled ops (mmcv-lite, or an mmcv '
-    'built without MMCV_WITH_OPS=1, lacks them), or use backend="torch" or '
-    '"auto"')
+    install="mmcv's compiled ops are not installed: mmcv-lite (what "
+    '`tools/setup_env.sh --lite` installs), or an mmcv built without '
+    'MMCV_WITH_OPS=1, has none. To get them, run the default setup, '
+    '`bash tools/setup_env.sh` (mmcv 2.1.0 built with its ops, or the '
+    'wheel CMDYSEG_MMCV_WHEEL / CMDYSEG_MMCV_FIND_LINKS points to); or use '
+    'backend="auto" (cmdyseg\'s own kernels: \'cpp\' on CPU, \'triton\' on '
+    'CUDA, same results) or "torch"')
 
 
 def _expand_groups(t: Tensor, groups: int, target: int) -> Tensor:
@@ -380,6 +384,62 @@ def _triton_backend(x: Tensor, kt: Tensor, kv: Tensor,
     """One fused Triton kernel per pass, see :mod:`.cmdyconv_triton`."""
     from .cmdyconv_triton import triton_cmdyconv
     return triton_cmdyconv(x, kt, kv, offset, groups)
+
+
+# --------------------------------------------------------------------------
+# what 'auto' picks and why (collect_env, tools/setup_env.sh's summary)
+# --------------------------------------------------------------------------
+def _backend_state(name: str) -> Tuple[bool, str]:
+    """``(available, why)`` of a registered backend, in words."""
+    backend = _BACKENDS[name]
+    ok = backend.is_available()
+    if name == 'cpp':
+        if ok:
+            return True, f'compiled kernel loads, {EXTENSION.get().isa()}'
+        return False, f"cmdyseg's CPU kernel not built: {EXTENSION.error}"
+    if name == 'triton':
+        if ok:
+            version = getattr(TRITON.get(), '__version__', '?')
+            return True, f'triton {version} imports'
+        return False, f'triton does not import: {TRITON.error}'
+    if name == 'mmcv':
+        if ok:
+            return True, "mmcv's compiled ops load"
+        return False, (f"mmcv's compiled ops not installed: "
+                       f'{MMCV_OPS.error}')
+    if name == 'torch':
+        return True, 'pure PyTorch'
+    if ok:
+        return True, 'available'
+    req = backend.requires
+    return False, (f'{req.what} does not import: {req.error}'
+                   if req is not None and not req.available else
+                   'not available')
+
+
+def explain_cmdyconv_backend(
+        device_type: str = 'cpu') -> Tuple[Optional[str], str]:
+    """The backend ``'auto'`` picks for ``device_type`` and why, e.g.
+    ``('cpp', 'compiled kernel loads, avx2')`` or ``('torch', "cmdyseg's
+    CPU kernel not built: ImportError(...)")``: the reasons the backends
+    before it were passed over, then its own (the generic one of
+    ``'torch'`` only when nothing was passed over). ``(None, reasons)``
+    when none can run. Imports nothing beyond what the backends of
+    ``AUTO_PRIORITY[device_type]`` up to the chosen one need.
+    """
+    order = AUTO_PRIORITY.get(device_type, AUTO_PRIORITY['cpu'])
+    passed = []
+    for cand in order:
+        if cand not in _BACKENDS:
+            continue
+        ok, why = _backend_state(cand)
+        if ok:
+            reasons = passed if (passed and cand == 'torch') else passed + [
+                why
+            ]
+            return cand, '; '.join(reasons)
+        passed.append(why)
+    return None, '; '.join(passed) or 'no backend registered'
 
 
 # --------------------------------------------------------------------------
