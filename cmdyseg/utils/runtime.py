@@ -8,13 +8,62 @@ from typing import Optional
 
 from mmengine.config import DictAction
 
+#: The help text of ``--cfg-options`` after its example (docs/train_test.md
+#: says the same at more length).
+CFG_OPTIONS_HELP = (
+    'KEY=VALUE pairs, no spaces around "="; a VALUE of a,b or [a,b] is a '
+    'list, (a,b) a tuple; 1, 1.5, true/false and None are read as int, '
+    'float, bool and None. A top-level KEY the config does not have, an '
+    'argument the configured class does not take, or a str where the '
+    'config has a number or a bool is an error before anything is built. '
+    'KEY._delete_=True replaces the section KEY by the options below it, '
+    'e.g. train_cfg._delete_=True train_cfg.type=IterBasedTrainLoop '
+    'train_cfg.max_iters=1000')
+
+
+class CfgOptionsAction(DictAction):
+    """``--cfg-options`` as mmengine's :class:`DictAction` parses it
+    (``a=1 b.c=x,y d=[1,2] e=(1,2) f=true g=None``), with an argparse error
+    that names an item without ``=`` or with an empty key (DictAction
+    stops with "not enough values to unpack"), or with unbalanced
+    brackets."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        options = dict(getattr(namespace, self.dest, None) or {})
+        for item in values or ():
+            key, sep, value = item.partition('=')
+            if not sep:
+                hint = (': the config path goes before --cfg-options'
+                        if item.endswith('.py') else '')
+                parser.error(f'{option_string}: {item!r} is not KEY=VALUE '
+                             f'(no spaces around "="){hint}')
+            if not key or '' in key.split('.'):
+                what = 'an empty key' if not key else \
+                    f'an empty part in its key {key!r}'
+                parser.error(f'{option_string}: {item!r} has {what} '
+                             '(KEY=VALUE, KEY a dotted path such as '
+                             'train_cfg.max_epochs)')
+            try:
+                options[key] = self._parse_iterable(value)
+            except AssertionError:  # DictAction's bracket check
+                parser.error(f'{option_string}: {item!r} has unbalanced '
+                             'brackets')
+        setattr(namespace, self.dest, options)
+
+
+def add_cfg_options_arg(parser: argparse.ArgumentParser,
+                        example: str) -> None:
+    """``--cfg-options`` with :class:`CfgOptionsAction`."""
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
+        metavar='KEY=VALUE',
+        help=f'override config entries, e.g. {example}. {CFG_OPTIONS_HELP}')
+
 
 def add_launch_args(parser: argparse.ArgumentParser, example: str) -> None:
     """``--cfg-options``, ``--launcher`` and ``--local-rank``, as every
     OpenMMLab tool has them."""
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help=f'override config entries, e.g. {example}')
+    add_cfg_options_arg(parser, example)
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
