@@ -7,6 +7,12 @@
 # on every node with NNODES, NODE_RANK, MASTER_ADDR and PORT set.
 # Without CUDA the processes use the gloo backend.
 # PYTHON selects the interpreter (default: python).
+#
+# First, one process runs `test.py CONFIG CHECKPOINT --check ...` (the
+# config, the data folder, that the checkpoint loads into the model; nothing
+# is written): bad input then ends with test.py's one line
+# "test.py: error: ..." and status 1, instead of one error per process
+# followed by torchrun's multi-line failure report. PREFLIGHT=0 skips it.
 set -euo pipefail
 
 if [ "$#" -lt 3 ]; then
@@ -24,6 +30,11 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 PYTHON=${PYTHON:-python}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+if [ "${PREFLIGHT:-1}" != 0 ]; then
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+    "$PYTHON" "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --check "$@"
+fi
 
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 "$PYTHON" -m torch.distributed.run \

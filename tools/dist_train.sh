@@ -9,6 +9,12 @@
 #       bash tools/dist_train.sh CONFIG 8
 # Without CUDA the processes use the gloo backend (CPU training).
 # PYTHON selects the interpreter (default: python).
+#
+# First, one process runs `train.py CONFIG --check ...` (the config, the data
+# folders, the --resume checkpoint; nothing is written): bad input then ends
+# with train.py's one line "train.py: error: ..." and status 1, instead of
+# one error per process followed by torchrun's multi-line failure report.
+# PREFLIGHT=0 skips that check.
 set -euo pipefail
 
 if [ "$#" -lt 2 ]; then
@@ -25,6 +31,11 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 PYTHON=${PYTHON:-python}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+if [ "${PREFLIGHT:-1}" != 0 ]; then
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+    "$PYTHON" "$ROOT/tools/train.py" "$CONFIG" --check "$@"
+fi
 
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 "$PYTHON" -m torch.distributed.run \

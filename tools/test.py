@@ -4,25 +4,42 @@
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]
         [--dump preds.pkl|preds.json] [--show-dir DIR]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+        [--check] [--debug]
 
-CHECKPOINT is a path or URL; a ``-<sha256 prefix>.pth`` name is verified.
+CHECKPOINT is a path or URL; a ``-<sha256 prefix>.pth`` name is verified,
+and a checkpoint saved from another model is refused (mmengine would only
+warn and test random weights).
 ``--dump x.pkl`` saves every prediction (data samples) with mmengine's
 DumpResults; ``--dump x.json`` saves the predicted masks as RLE JSON.
+
+``--check`` only checks the config, the data folder and that the checkpoint
+loads into the model, and writes nothing (tools/dist_test.sh runs it
+before torchrun). Bad input ends with one line ``test.py: error: ...`` and
+status 1; a run that fails before its first iteration removes the log
+folder and work dir it created. ``--debug`` (or ``CMDYSEG_DEBUG=1``) shows
+the traceback instead and keeps every file.
 """
 import argparse
 
-from mmengine.config import Config, ConfigDict
+from mmengine.config import ConfigDict
 from mmengine.runner import Runner
 
 # importing cmdyseg applies its compatibility fixes before any loading
-from cmdyseg.utils.checkpoint import check_checkpoint
+from cmdyseg.utils.checkpoint import (check_checkpoint, check_checkpoint_fits,
+                                      check_state_dict_fits,
+                                      read_checkpoint_state)
+from cmdyseg.utils.cli import (DEBUG_HELP, FailedStartCleanup,
+                               check_data_roots, load_config, run_cli)
+from cmdyseg.utils.config_check import (check_cfg_options, check_config,
+                                        merge_cfg_options)
 from cmdyseg.utils.runtime import (add_launch_args, destroy_dist,
                                    init_dist_without_cuda, parse_launch_args,
                                    set_dist_backend, set_work_dir)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test a cmdyseg model')
+    parser = argparse.ArgumentParser(
+        description='Test a cmdyseg model', epilog=DEBUG_HELP)
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file path or URL')
     parser.add_argument(
@@ -34,6 +51,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--show-dir', help='write mask overlays of every test sample here '
         '(relative paths go under the work dir)')
+    parser.add_argument(
+        '--check', action='store_true',
+        help='only check the config, the data folder and that the '
+        'checkpoint fits the model, then exit (writes nothing)')
     add_launch_args(parser, 'test_dataloader.batch_size=2')
     return parse_launch_args(parser, argv)
 
@@ -51,7 +72,10 @@ def _evaluators(cfg_evaluator):
 def merge_args(cfg, args):
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+        # before the merge: mmengine's merge fails on some bad options
+        # (a key below a number) with a TypeError that names no option
+        check_cfg_options(cfg, args.cfg_options, args.config)
+        merge_cfg_options(cfg, args.cfg_options)
     set_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = check_checkpoint(args.checkpoint)
     cfg.resume = False
@@ -79,18 +103,37 @@ def merge_args(cfg, args):
             test_out_dir=args.show_dir)
 
     set_dist_backend(cfg)
+    # every class the Runner will build takes the arguments it is given:
+    # a misspelt key fails here, before the Runner logs the config and
+    # builds the model and the datasets
+    check_config(cfg, args.cfg_options)
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = merge_args(Config.fromfile(args.config), args)
+    cfg = merge_args(load_config(args.config), args)
+    # before the Runner creates the work dir and builds the model
+    check_data_roots(cfg, ('test_dataloader', ))
+    if args.check:
+        from cmdyseg.apis import init_model
+        check_checkpoint_fits(init_model(cfg), cfg.load_from)
+        print(f'{cfg.filename}: checks passed', flush=True)
+        return None
+    # read now: a truncated or unsafe file fails before anything is written
+    state = read_checkpoint_state(cfg.load_from)
     init_dist_without_cuda(cfg)
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    with FailedStartCleanup(cfg.work_dir, cfg.filename) as cleanup:
+        runner = Runner.from_cfg(cfg)
+        cleanup.watch(runner)
+        # mmengine loads load_from with strict=False and only warns about
+        # another model's checkpoint: check it before the dataset is built
+        check_state_dict_fits(runner.model, state, cfg.load_from)
+        del state
+        metrics = runner.test()
     destroy_dist()
     return metrics
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main, prog='test.py')

@@ -4,22 +4,38 @@
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--no-validate] [--auto-scale-lr] [--seed N] [--deterministic]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+        [--check] [--debug]
+
+``--check`` only checks what can be checked before anything is written:
+the config, the data folders and, with ``--resume``, that the checkpoint
+loads into the model (tools/dist_train.sh runs it before torchrun). Bad
+input ends with one line ``train.py: error: ...`` and status 1; a run that
+fails before its first iteration removes the log folder and work dir it
+created. ``--debug`` (or ``CMDYSEG_DEBUG=1``) shows the traceback instead
+and keeps every file.
 """
 import argparse
+import os.path as osp
 
-from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 # importing cmdyseg applies its compatibility fixes before any loading
-from cmdyseg.utils.checkpoint import check_checkpoint
+from cmdyseg.utils.checkpoint import (check_checkpoint, check_checkpoint_fits,
+                                      check_state_dict_fits,
+                                      read_checkpoint_state)
+from cmdyseg.utils.cli import (DEBUG_HELP, FailedStartCleanup,
+                               check_data_roots, load_config, run_cli)
+from cmdyseg.utils.config_check import (check_cfg_options, check_config,
+                                        merge_cfg_options)
 from cmdyseg.utils.runtime import (add_launch_args, destroy_dist,
                                    init_dist_without_cuda, parse_launch_args,
                                    set_dist_backend, set_work_dir)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a cmdyseg model')
+    parser = argparse.ArgumentParser(
+        description='Train a cmdyseg model', epilog=DEBUG_HELP)
     parser.add_argument('config', help='train config file path')
     parser.add_argument(
         '--work-dir', help='where logs and checkpoints go (default: '
@@ -45,6 +61,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--deterministic', action='store_true',
         help='deterministic algorithms (slower)')
+    parser.add_argument(
+        '--check', action='store_true',
+        help='only check the config, the data folders and the --resume '
+        'checkpoint, then exit (writes nothing)')
     add_launch_args(parser, 'train_cfg.max_epochs=2')
     return parse_launch_args(parser, argv)
 
@@ -53,7 +73,10 @@ def merge_args(cfg, args):
     """Apply the command line to the config (a pure function of both)."""
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+        # before the merge: mmengine's merge fails on some bad options
+        # (a key below a number) with a TypeError that names no option
+        check_cfg_options(cfg, args.cfg_options, args.config)
+        merge_cfg_options(cfg, args.cfg_options)
 
     set_work_dir(cfg, args.config, args.work_dir)
 
@@ -100,17 +123,59 @@ def merge_args(cfg, args):
         cfg.randomness = randomness
 
     set_dist_backend(cfg)
+    # every class the Runner will build takes the arguments it is given:
+    # a misspelt key fails here, before the Runner logs the config and
+    # builds the model and the datasets
+    check_config(cfg, args.cfg_options)
     return cfg
+
+
+def resume_checkpoint(cfg):
+    """The checkpoint that the run resumes from: ``--resume CKPT``, the
+    latest one of the work dir for ``--resume``, None otherwise."""
+    if not cfg.get('resume'):
+        return None
+    if cfg.get('load_from'):
+        return cfg.load_from
+    if not osp.isdir(cfg.work_dir):
+        return None
+    from mmengine.runner import find_latest_checkpoint
+    return find_latest_checkpoint(cfg.work_dir)
+
+
+def check_only(cfg, resume_from) -> None:
+    """``--check``: build the model (no weights, nothing written) and check
+    the checkpoint that the run would resume from."""
+    if resume_from is not None:
+        from cmdyseg.apis import init_model
+        check_checkpoint_fits(init_model(cfg), resume_from)
+    print(f'{cfg.filename}: checks passed', flush=True)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = merge_args(Config.fromfile(args.config), args)
+    cfg = merge_args(load_config(args.config), args)
+    # before the Runner creates the work dir and builds the model
+    check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
+    resume_from = resume_checkpoint(cfg)
+    if args.check:
+        check_only(cfg, resume_from)
+        return
+    # read now: a truncated or unsafe file fails before anything is written
+    state = None if resume_from is None else read_checkpoint_state(
+        resume_from)
     init_dist_without_cuda(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    with FailedStartCleanup(cfg.work_dir, cfg.filename) as cleanup:
+        runner = Runner.from_cfg(cfg)
+        cleanup.watch(runner)
+        if state is not None:
+            # mmengine resumes with strict=False: another model's
+            # checkpoint would only be warned about
+            check_state_dict_fits(runner.model, state, resume_from)
+            del state
+        runner.train()
     destroy_dist()
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main, prog='train.py')

@@ -26,12 +26,11 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import load_checkpoint
 from mmengine.utils import ProgressBar
 
 from cmdyseg.models.text_encoders.tokenizer import tokenize
 from cmdyseg.registry import MODELS, TRANSFORMS
-from cmdyseg.utils.checkpoint import check_checkpoint
+from cmdyseg.utils.checkpoint import check_checkpoint, load_model_checkpoint
 from .video import VideoInput, VideoSource
 
 ConfigType = Union[str, os.PathLike, Config]
@@ -60,8 +59,10 @@ def init_model(config: ConfigType,
             copied, not modified).
         checkpoint (str, optional): Checkpoint path or URL, verified by
             :func:`cmdyseg.utils.checkpoint.check_checkpoint` and loaded
-            with ``strict=True`` (a checkpoint of another model fails with
-            the missing / unexpected keys). None leaves the weights as the
+            strictly: a checkpoint of another model raises a one-line
+            ``CheckpointError`` (``... was saved from a different model: N
+            missing keys (e.g. ...), M unexpected (e.g. ...)``), as does a
+            truncated or unsafe file. None leaves the weights as the
             modules initialise them (PyTorch defaults; ``init_weights`` is
             not called, so no pretrained backbone is fetched).
         device (str): Device to put the model on. Defaults to 'cpu'.
@@ -85,7 +86,7 @@ def init_model(config: ConfigType,
     model = MODELS.build(config.model)
     if checkpoint is not None:
         path = check_checkpoint(checkpoint)
-        load_checkpoint(model, path, map_location='cpu', strict=True)
+        load_model_checkpoint(model, path, map_location='cpu')
     model.cfg = config
     model.to(device)
     model.eval()

@@ -33,6 +33,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from cmdyseg.utils.errors import UserInputError
 from .atomic import atomic_write
 
 #: Accepted values of the ``fmt`` / ``format`` argument.
@@ -58,7 +59,7 @@ _SNIFF_BYTES = 4096
 _STREAM_CHUNK = 1 << 24
 
 
-class WordVectorsNotFoundError(FileNotFoundError):
+class WordVectorsNotFoundError(UserInputError, FileNotFoundError):
     """A word vector file or package is missing; the message says how to
     create or install it."""
 

@@ -25,6 +25,13 @@ says in one sentence why it exists:
    ``UnpicklingError``; exactly those types are allow-listed, keeping
    ``weights_only=True`` so a checkpoint carrying any other pickled object
    is still refused.
+4. :func:`install_local_checkpoint_loader` -- mmengine's local checkpoint
+   loader lets ``torch.load``'s errors through, so a truncated file, a file
+   of another kind or a refused pickle ends in a long traceback (the last
+   one advising to load the file unsafely); every local load (``load_from``,
+   ``resume``, ``init_cfg`` Pretrained, ``init_model``) is routed through
+   :func:`cmdyseg.utils.checkpoint.load_from_local` instead, which loads
+   with ``weights_only=True`` and raises a one-line ``CheckpointError``.
 
 mmaction2's undeclared ``importlib_metadata`` import is a missing
 requirement, not a code problem: it is listed in ``requirements/runtime.txt``.
@@ -170,6 +177,13 @@ def allow_mmengine_checkpoint_types() -> bool:
     return True
 
 
+def install_local_checkpoint_loader() -> bool:
+    """Register cmdyseg's loader for local files with mmengine's
+    ``CheckpointLoader``. Returns True when it registered it."""
+    from .checkpoint import install_checkpoint_loader
+    return install_checkpoint_loader()
+
+
 def apply_compat_patches() -> None:
     """Apply every fix of this module once."""
     global _APPLIED
@@ -179,3 +193,4 @@ def apply_compat_patches() -> None:
     stub_missing_mmaction_drn()
     disable_mmaction_multimodal()
     allow_mmengine_checkpoint_types()
+    install_local_checkpoint_loader()

@@ -19,8 +19,10 @@ Example::
 import importlib
 from typing import Any, Optional, Tuple
 
+from .errors import UserInputError
 
-class MissingDependencyError(ImportError, RuntimeError):
+
+class MissingDependencyError(UserInputError, ImportError, RuntimeError):
     """A feature was asked for whose optional dependency does not import.
 
     Also a ``RuntimeError``: "this backend cannot run here", which callers

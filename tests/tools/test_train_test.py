@@ -243,15 +243,18 @@ def test_analyze_logs_on_training_logs(trained, tmp_path, capsys):
     ])
     with open(out, 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-    # a work dir means its newest run: the resumed one (iteration 2)
+    # a work dir means its training run, the resumed one (iteration 2),
+    # merged with the run it resumed from (iteration 1)
+    first = _json_log(work_dir, trained['first_run'])
     log = _json_log(work_dir, trained['second_run'])
     (per_key, ) = curves.values()
     xs, ys = per_key['loss_mask']
-    assert xs == [2]
-    assert ys == [r['loss_mask'] for r in log if 'iter' in r]
-    # validation of epoch 2 sits at the last iteration of epoch 2
-    val = [r for r in log if 'iter' not in r]
-    assert per_key['refer_seg/mIoU'] == ([2], [val[-1]['refer_seg/mIoU']])
+    assert xs == [1, 2]
+    assert ys == [r['loss_mask'] for r in first + log if 'iter' in r]
+    # validation of epoch e sits at the last iteration of epoch e
+    val = [r for r in first + log if 'iter' not in r]
+    assert per_key['refer_seg/mIoU'] == (
+        [1, 2], [v['refer_seg/mIoU'] for v in val])
 
     first_log = osp.join(work_dir, trained['first_run'], 'vis_data',
                          trained['first_run'] + '.json')

@@ -68,8 +68,17 @@ SHAPES = {
 }
 
 
+# cmdyseg.utils.cli.DEBUG_HELP, spelt out: this file is loaded by
+# benchmark_op_cuda.py, which must not import cmdyseg
+DEBUG_HELP = (
+    'Bad input ends the program with status 1 and one line "%(prog)s: '
+    'error: ..." on stderr; add --debug, or set CMDYSEG_DEBUG=1, to see the '
+    'traceback instead.')
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], epilog=DEBUG_HELP)
     parser.add_argument(
         '--shapes', nargs='+', default=['tiny', 'paper'],
         choices=sorted(SHAPES))
@@ -453,4 +462,7 @@ def _write_atomic(path, text):
 
 
 if __name__ == '__main__':
-    main()
+    # imported here, not above: benchmark_op_cuda.py loads this file on
+    # machines without cmdyseg's dependencies
+    from cmdyseg.utils.cli import run_cli
+    run_cli(main, prog='benchmark_op.py')

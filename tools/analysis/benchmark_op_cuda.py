@@ -31,6 +31,12 @@ backend.
 Usage::
 
     python tools/analysis/benchmark_op_cuda.py --json results.json
+
+Without a CUDA device it ends with one line ``benchmark_op_cuda.py: error:
+...`` and status 1, and Ctrl-C with status 130, like the other tools; it
+does not use their ``cmdyseg.utils.cli.run_cli`` (it must not import
+cmdyseg), and has no other bad input to report: every other exception is
+a bug and keeps its traceback (``--debug`` is not needed).
 """
 import argparse
 import importlib.util
@@ -42,6 +48,8 @@ import sys
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: The name in messages, as cmdyseg.utils.cli.run_cli writes them.
+PROG = 'benchmark_op_cuda.py'
 LAYERS = os.path.join(HERE, '..', '..', 'cmdyseg', 'models', 'layers')
 SHAPES = {'tiny': (8, 64, 16, 16), 'paper': (9, 256, 64, 128)}
 LAYOUTS = ('channel-off1', 'group-off1', 'group-offG', 'channel-none',
@@ -306,7 +314,8 @@ def main(argv=None):
         'shape for these layouts')
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        raise SystemExit('benchmark_op_cuda.py needs a CUDA device')
+        raise SystemExit(f'{PROG}: error: needs a CUDA device '
+                         '(torch.cuda.is_available() is False)')
     import torchvision
     import triton
     tri, tch = _load('cmdyconv_triton'), _load('cmdyconv_torch')
@@ -344,4 +353,8 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print(f'{PROG}: interrupted', file=sys.stderr)
+        sys.exit(130)

@@ -17,15 +17,19 @@ from ``synthetic_meta.json``) separately.
 """
 import argparse
 import json
+import os.path as osp
 
 import numpy as np
-from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from pycocotools import mask as mask_utils
 
 from cmdyseg.datasets.file_io import load_a2d_instance_mask, read_a2d_masks
 from cmdyseg.evaluation.metrics import ReferSegMetric
 from cmdyseg.registry import DATASETS
+from cmdyseg.utils.cli import DEBUG_HELP, load_config, run_cli
+from cmdyseg.utils.errors import (InputNotFoundError, InvalidInputError,
+                                  UserInputError)
+from cmdyseg.utils.runtime import CfgOptionsAction
 
 # a sample is (video, annotated frame, instance, sentence): an instance
 # has several sentences
@@ -33,7 +37,8 @@ KEY_FIELDS = ('video_id', 'frame_id', 'instance_id', 'sentence')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], epilog=DEBUG_HELP)
     parser.add_argument('config')
     parser.add_argument(
         '--pred', required=True,
@@ -41,7 +46,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--by-cue', action='store_true',
         help='also score each cue of the synthetic data separately')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
+        metavar='KEY=VALUE', help='override config entries')
     parser.add_argument('--out', help='write the metrics here as JSON')
     return parser.parse_args(argv)
 
@@ -58,17 +65,31 @@ def union_of_actors(info) -> np.ndarray:
     return (masks[:len(ids)] > 0).any(axis=0).astype(np.uint8)
 
 
+class MissingPredictionError(UserInputError, KeyError):
+    """The predictions file has no entry for a sample of the dataset."""
+
+
 def load_predictions(path):
+    if not osp.isfile(path):
+        raise InputNotFoundError(f'--pred {path}: file not found')
     with open(path, encoding='utf-8') as f:
-        entries = json.load(f)
+        try:
+            entries = json.load(f)
+        except ValueError as e:  # JSONDecodeError, bad UTF-8
+            raise InvalidInputError(f'--pred {path}: not a JSON file '
+                                    f'({e})') from e
+    if not isinstance(entries, list):
+        raise InvalidInputError(f'--pred {path}: not a tools/test.py --dump '
+                                'file (expected a JSON list)')
     preds = {}
     for i, entry in enumerate(entries):
         try:
             rle = dict(entry['segmentation'])
             key = _key(entry)
         except (KeyError, TypeError) as e:
-            raise ValueError(f'{path}: entry {i} is not a tools/test.py '
-                             f'--dump prediction ({e})') from e
+            raise InvalidInputError(f'{path}: entry {i} is not a '
+                                    f'tools/test.py --dump prediction '
+                                    f'({e})') from e
         rle['counts'] = rle['counts'].encode('ascii')
         preds[key] = mask_utils.decode(rle)
     return preds
@@ -108,8 +129,9 @@ def evaluate(cfg, pred, by_cue=False):
             mask = union_of_actors(info)
         else:
             if _key(info) not in predictions:
-                raise KeyError(f'{pred} has no prediction for sample '
-                               f'{dict(zip(KEY_FIELDS, _key(info)))}')
+                raise MissingPredictionError(
+                    f'{pred} has no prediction for sample '
+                    f'{dict(zip(KEY_FIELDS, _key(info)))}')
             mask = predictions[_key(info)]
         sample = dict(
             pred_mask=mask[None], ori_gt_mask=gt[None],
@@ -128,7 +150,7 @@ def evaluate(cfg, pred, by_cue=False):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     results = evaluate(cfg, args.pred, args.by_cue)
@@ -148,4 +170,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main, prog='evaluate_masks.py')

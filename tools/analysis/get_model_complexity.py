@@ -77,7 +77,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from torch.utils.flop_counter import FlopCounterMode
 
 # importing cmdyseg applies its compatibility fixes before mmaction loads
@@ -91,6 +91,10 @@ from cmdyseg.models.layers import KERNEL_POINTS, get_cmdyconv_backend
 from cmdyseg.models.text_encoders.tokenizer import tokenize
 from cmdyseg.registry import MODELS
 from cmdyseg.structures import ReferSegDataSample
+from cmdyseg.utils.cli import DEBUG_HELP, run_cli
+from cmdyseg.utils.errors import (ConfigError, InputNotFoundError,
+                                  UserInputError)
+from cmdyseg.utils.runtime import CfgOptionsAction
 from cmdyseg.utils.setup_env import register_all_modules
 
 DEFAULT_SENTENCE = 'the man in a red shirt is riding a bicycle on the road'
@@ -98,8 +102,13 @@ DEFAULT_WORD_DIMS = 300
 MIB = 1024.0**2
 
 
+class DeviceError(UserInputError, RuntimeError):
+    """The requested device does not exist on this machine."""
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        epilog=DEBUG_HELP,
         description='Parameters, FLOPs, time and memory of a cmdyseg model '
         'per module')
     parser.add_argument('config', help='model config file')
@@ -132,7 +141,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='use random word vectors of the configured dims even when the '
         'vector file exists')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override config entries, e.g. model.neck.lstm_input_proj=256')
     parser.add_argument('--json', help='also write the results to this file')
     args = parser.parse_args(argv)
@@ -154,12 +163,12 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read ``path`` and apply ``cfg_options``; the config needs a
     ``model``."""
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path!r}')
+        raise InputNotFoundError(f'config file not found: {path!r}')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if 'model' not in cfg:
-        raise ValueError(f'config {path!r} has no "model" entry')
+        raise ConfigError(f'config {path!r} has no "model" entry')
     return cfg
 
 
@@ -664,8 +673,8 @@ def measure(config: str,
     """
     device = torch.device(device)
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError(f'device {device} requested but CUDA is not '
-                           'available')
+        raise DeviceError(f'device {device} requested but CUDA is not '
+                          'available')
     start = time.perf_counter()
 
     def log(msg):
@@ -840,4 +849,4 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main, prog='get_model_complexity.py')

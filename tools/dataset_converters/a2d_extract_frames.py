@@ -27,6 +27,8 @@ from typing import List, Optional, Tuple
 import cv2
 
 from cmdyseg.fileio import atomic_dir
+from cmdyseg.utils.cli import DEBUG_HELP, run_cli
+from cmdyseg.utils.errors import InputNotFoundError
 
 
 def extract_video(video_path: str,
@@ -83,7 +85,8 @@ def _extract_star(args):
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Extract A2D videos into 1-based JPEG frame folders')
+        description='Extract A2D videos into 1-based JPEG frame folders',
+        epilog=DEBUG_HELP)
     parser.add_argument('video_dir', help='folder of <vid>.mp4 files '
                         '(Release/clips320H)')
     parser.add_argument('out_dir', help='output root: <out_dir>/<vid>/'
@@ -100,6 +103,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if not osp.isdir(args.video_dir):
+        raise InputNotFoundError(
+            f'video folder not found: {args.video_dir}')
     if args.videos:
         names = [v + '.mp4' for v in args.videos]
     else:
@@ -136,4 +142,4 @@ def _report(result) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main, prog='a2d_extract_frames.py')

@@ -39,6 +39,7 @@ from typing import Dict, List, Optional, Sequence
 from cmdyseg.fileio import (WORD_VECTOR_FORMATS, atomic_write,
                             save_word2vec_binary, select_word_vectors)
 from cmdyseg.models.text_encoders import MAX_WORDS, tokenize
+from cmdyseg.utils.cli import DEBUG_HELP, run_cli
 
 #: Known annotation headers -> number of fields.
 ANNOTATION_HEADERS = {
@@ -172,7 +173,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Extract the word vectors of the query vocabulary of '
         'A2D / J-HMDB Sentences annotation files into a small word2vec '
-        'binary file.')
+        'binary file.',
+        epilog=DEBUG_HELP)
     parser.add_argument(
         'annotations',
         nargs='+',
@@ -235,4 +237,6 @@ def cli(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(cli())
+    # cli() prints the errors of bad input itself; run_cli adds --debug,
+    # Ctrl-C and the one line for the library's other UserInputErrors
+    run_cli(cli, prog='extract_word_vectors.py')

@@ -31,11 +31,13 @@ import sys
 import time
 
 from cmdyseg.synthetic import format_stats, generate_synthetic_a2d
+from cmdyseg.utils.cli import DEBUG_HELP, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Generate the synthetic A2D-layout dataset')
+        description='Generate the synthetic A2D-layout dataset',
+        epilog=DEBUG_HELP)
     parser.add_argument('out_dir', help='data root to create, e.g. '
                         'data/synthetic_a2d')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
@@ -85,4 +87,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main, prog='generate_synthetic_a2d.py')

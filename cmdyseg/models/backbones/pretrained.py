@@ -21,10 +21,12 @@ from mmengine.logging import print_log
 from mmengine.model import PretrainedInit, initialize, update_init_info
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from cmdyseg.utils.errors import UserInputError
+
 PRETRAINED_KEYS = ('type', 'checkpoint', 'prefix', 'map_location')
 
 
-class PretrainedMismatchError(ValueError):
+class PretrainedMismatchError(UserInputError, ValueError):
     """A pretrained checkpoint does not fit the module it is loaded into."""
 
 
