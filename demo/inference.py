@@ -3,15 +3,20 @@
 
     python demo/inference.py VIDEO "SENTENCE" [--sentence "ANOTHER" ...] \
         --config CONFIG --checkpoint CHECKPOINT [--device cpu] \
-        [--out DIR] [--batch-size N] [--fps FPS] [--overwrite]
+        [--out DIR] [--batch-size N] [--fps FPS] [--overwrite] [--no-gif] \
+        [--no-progress]
 
 VIDEO is a video file or a folder of frames (image files, natural order).
 DIR (default ``demo_outputs/<video name>``) receives
 
-- ``overlay.mp4``: every frame with each sentence's mask in its colour and
-  the sentences listed top-left (OpenCV ``mp4v``);
+- ``overlay.mp4``: every frame with each sentence's mask in its colour,
+  the sentences (and per-frame scores) listed in the same colours in a
+  black band below the frame, so that the whole frame stays visible
+  (OpenCV ``mp4v``; the frame size plus the band,
+  ``outputs.overlay_size`` in ``summary.json``);
 - ``overlay.gif``: the same, at most 320 px wide and 300 frames (frames
-  are skipped evenly on longer videos), written with Pillow;
+  are skipped evenly on longer videos), written with Pillow; not with
+  ``--no-gif`` (the GIF is the slow part on long videos);
 - ``masks/<sentence index>/<frame:05d>.png``: the binary masks (0 / 255),
   sentence index and frame index 0-based;
 - ``summary.json``: the sentences, frame count, size, fps, per-frame mask
@@ -22,7 +27,11 @@ Everything is written into a temporary folder next to DIR and renamed to
 DIR at the end, so DIR is complete or absent; an existing non-empty DIR is
 replaced only with ``--overwrite``. Bad input (a missing or unreadable
 video, an empty sentence, a sentence without a known word, an unusable
-checkpoint) ends the program with status 1 and a message naming it.
+checkpoint) ends the program with status 1 and one line
+``inference.py: error: ...`` naming it; ``--debug`` (or
+``CMDYSEG_DEBUG=1``) shows the traceback instead.
+From ``PROGRESS_MIN_FRAMES`` frames on (unless ``--no-progress``), the
+segmentation and the writing of each output show progress bars.
 """
 import argparse
 import json
@@ -35,20 +44,25 @@ import tempfile
 import cv2
 import numpy as np
 
+from cmdyseg import fileio
 from cmdyseg.apis import (VideoReadError, VideoSource, check_sentences,
                           inference_model, init_model)
-from cmdyseg import fileio
 from cmdyseg.fileio import replace_dir
-from cmdyseg.utils.checkpoint import CheckpointError
-from cmdyseg.visualization import draw_refer_overlay, imwrite_atomic
+from cmdyseg.utils.cli import run_cli
+from cmdyseg.utils.errors import UserInputError
+from cmdyseg.visualization import (caption_band_height, draw_refer_overlay,
+                                   imwrite_atomic)
 
 GIF_MAX_WIDTH = 320
 GIF_MAX_FRAMES = 300
 #: Show progress bars from this many frames on.
 PROGRESS_MIN_FRAMES = 50
+#: Where the sentences go (see ``draw_refer_overlay``): a band below the
+#: frame, which over a small frame would hide a large part of it.
+CAPTION = 'below'
 
 
-class DemoError(Exception):
+class DemoError(UserInputError):
     """Bad input: reported as one line on stderr, exit status 1."""
 
 
@@ -85,6 +99,9 @@ def parse_args(argv=None):
         action='store_true',
         help='replace a non-empty output folder')
     parser.add_argument(
+        '--no-gif', action='store_true',
+        help='do not write overlay.gif (the slow output on long videos)')
+    parser.add_argument(
         '--no-progress', action='store_true', help='no progress bars')
     args = parser.parse_args(argv)
     if args.batch_size < 1:
@@ -106,6 +123,22 @@ def check_out_dir(out: str, overwrite: bool) -> str:
         raise DemoError(f'--out {e}') from None
 
 
+def progress_bar(num: int, what: str):
+    """An mmengine progress bar over ``num`` items, after a line saying
+    what is being done."""
+    from mmengine.utils import ProgressBar
+    print(f'{what} ({num} frames)', flush=True)
+    # sys.stdout of now (ProgressBar's default is the one of its import)
+    return ProgressBar(num, file=sys.stdout)
+
+
+def end_progress(bar) -> None:
+    """End a bar's line (mmengine's leaves the cursor on it)."""
+    if bar is not None:
+        bar.file.write('\n')
+        bar.file.flush()
+
+
 def write_video(path: str, frames, fps: float, size) -> None:
     """Write RGB frames as an mp4v video of ``size`` (W, H)."""
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'),
@@ -114,25 +147,45 @@ def write_video(path: str, frames, fps: float, size) -> None:
         raise RuntimeError(f'OpenCV cannot open an mp4v VideoWriter for '
                            f'{path} (is FFmpeg support built in?)')
     try:
-        for frame in frames:
+        for t, frame in enumerate(frames):
+            # OpenCV drops a frame of another size without a word
+            if frame.shape[:2] != (size[1], size[0]):
+                raise ValueError(f'frame {t} for {path} is {frame.shape[1]} '
+                                 f'x {frame.shape[0]}, the video {size[0]} '
+                                 f'x {size[1]}')
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
 
 
-def write_gif(path: str, frames, duration_ms: float) -> None:
-    """Write RGB frames as a looping GIF with Pillow."""
+def write_gif(path: str, frames, duration_ms: float,
+              progress: bool = False) -> None:
+    """Write RGB frames as a looping GIF with Pillow (a progress bar over
+    the frames with ``progress``: Pillow converts them one by one)."""
     from PIL import Image
-    images = [Image.fromarray(f) for f in frames]
-    if not images:
+    if not frames:
         raise ValueError('no frame to write to the GIF')
-    images[0].save(
-        path,
-        save_all=True,
-        append_images=images[1:],
-        duration=max(20, int(round(duration_ms))),
-        loop=0,
-        optimize=False)
+    bar = progress_bar(len(frames), f'writing {osp.basename(path)}') \
+        if progress else None
+
+    def images():
+        for frame in frames:
+            if bar is not None:
+                bar.update()
+            yield Image.fromarray(frame)
+
+    rest = images()
+    first = next(rest)
+    try:
+        first.save(
+            path,
+            save_all=True,
+            append_images=rest,
+            duration=max(20, int(round(duration_ms))),
+            loop=0,
+            optimize=False)
+    finally:
+        end_progress(bar)
 
 
 def gif_frame(frame: np.ndarray) -> np.ndarray:
@@ -144,19 +197,21 @@ def gif_frame(frame: np.ndarray) -> np.ndarray:
 
 
 def write_outputs(tmp: str, source: VideoSource, results, fps: float,
-                  progress: bool) -> dict:
-    """Write every output into ``tmp``; return the summary's outputs."""
-    from mmengine.utils import ProgressBar
+                  progress: bool, gif: bool = True) -> dict:
+    """Write every output into ``tmp`` (the GIF only with ``gif``); return
+    the summary's outputs."""
     num_frames = results[0]['masks'].shape[0]
     H, W = source.frame_shape
     sentences = [r['sentence'] for r in results]
+    band = caption_band_height(W, sentences) if CAPTION != 'over' else 0
     mask_dirs = []
     for s in range(len(results)):
         mask_dirs.append(osp.join('masks', str(s)))
         os.makedirs(osp.join(tmp, mask_dirs[-1]))
     gif_step = max(1, int(np.ceil(num_frames / GIF_MAX_FRAMES)))
     gif_frames = []
-    bar = ProgressBar(num_frames) if progress else None
+    bar = progress_bar(num_frames, 'writing overlay.mp4 and masks/') \
+        if progress else None
 
     def overlays():
         t = -1
@@ -172,8 +227,9 @@ def write_outputs(tmp: str, source: VideoSource, results, fps: float,
             drawn = draw_refer_overlay(
                 frame, [r['masks'][t] for r in results],
                 sentences,
-                scores=[r['scores'][t] for r in results])
-            if t % gif_step == 0:
+                scores=[r['scores'][t] for r in results],
+                caption=CAPTION)
+            if gif and t % gif_step == 0:
                 gif_frames.append(gif_frame(drawn))
             if bar is not None:
                 bar.update()
@@ -182,15 +238,21 @@ def write_outputs(tmp: str, source: VideoSource, results, fps: float,
             raise RuntimeError(f'{source.name} decoded to {t + 1} frames the '
                                f'second time, {num_frames} the first')
 
-    write_video(osp.join(tmp, 'overlay.mp4'), overlays(), fps, (W, H))
-    if bar is not None:
-        bar.file.write('\n')
-    write_gif(
-        osp.join(tmp, 'overlay.gif'), gif_frames, 1000.0 * gif_step / fps)
+    try:
+        write_video(
+            osp.join(tmp, 'overlay.mp4'), overlays(), fps, (W, H + band))
+    finally:
+        end_progress(bar)
+    if gif:
+        write_gif(
+            osp.join(tmp, 'overlay.gif'), gif_frames,
+            1000.0 * gif_step / fps, progress=progress)
     return dict(
         overlay_video='overlay.mp4',
-        gif='overlay.gif',
-        gif_frame_step=gif_step,
+        overlay_size=[int(W), int(H + band)],
+        caption_band=CAPTION if band else None,
+        gif='overlay.gif' if gif else None,
+        gif_frame_step=gif_step if gif else None,
         masks=mask_dirs,
         summary='summary.json')
 
@@ -214,10 +276,8 @@ def run(args) -> str:
         raise DemoError(str(e)) from e
     if not osp.isfile(args.config):
         raise DemoError(f'config file not found: {args.config}')
-    try:
-        model = init_model(args.config, args.checkpoint, device=args.device)
-    except CheckpointError as e:
-        raise DemoError(str(e)) from e
+    # a missing, corrupt, unsafe or foreign checkpoint: CheckpointError
+    model = init_model(args.config, args.checkpoint, device=args.device)
     try:
         check_sentences(sentences, model.text_encoder)
     except ValueError as e:
@@ -235,7 +295,8 @@ def run(args) -> str:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(out)}.tmp-', dir=parent)
     try:
-        outputs = write_outputs(tmp, source, results, source.fps, progress)
+        outputs = write_outputs(tmp, source, results, source.fps, progress,
+                                gif=not args.no_gif)
         H, W = source.frame_shape
         summary = dict(
             video=osp.abspath(args.video) if isinstance(
@@ -272,15 +333,18 @@ def _clip_len(model) -> int:
     return VideoPreprocessor(model.cfg).clip_len
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
     args = parse_args(argv)
-    try:
-        out = run(args)
-    except DemoError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+    out = run(args)
     print(f'wrote {out}')
     return 0
+
+
+def main(argv=None) -> int:
+    """Run the demo and return its exit status: bad input (any
+    ``UserInputError``: DemoError, CheckpointError, VideoReadError...) is
+    one line on stderr and status 1 (:func:`cmdyseg.utils.cli.run_cli`)."""
+    return run_cli(_main, argv, prog='inference.py', exit=False)
 
 
 if __name__ == '__main__':

@@ -14,13 +14,17 @@
    per disambiguation cue (tools/analysis/evaluate_masks.py);
 5. run the demo on a test video with one of its sentences.
 Each step is the command a user would run; this script only chains them
-and prints where everything went.
+and prints where everything went. The full output of a step goes to its
+log file in the work dir; the console gets the progress lines (epoch,
+iteration / total, loss, ETA at every logger interval; dataset sizes;
+checkpoints), see :func:`progress_line`.
 """
 import argparse
 import csv
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
@@ -32,22 +36,94 @@ CONFIG = osp.join(
 DATA_ROOT = osp.join('data', 'synthetic_a2d')
 
 
+_ANSI = re.compile(r'\x1b\[[0-9;]*m')
+# mmengine's LogProcessor: "Epoch(train)  [1][ 10/125]  ... eta: 0:09:12
+# ... loss: 0.6931 ..." (by epoch) or "Iter(train) [ 10/1000]  ..."
+_ITER_LINE = re.compile(r'(Epoch|Iter)\((train|val|test)\)\s*'
+                        r'(?:\[(\d+)\])?\s*\[\s*(\d+)/(\d+)\]')
+_ETA = re.compile(r'\beta: (\S+)')
+_LOSS = re.compile(r'\bloss: (\S+)')
+# other lines worth a console line: dataset sizes and indexing progress,
+# checkpoints, resumption
+_PASS = re.compile(r'Dataset: (\d+ samples|indexed )|Saving checkpoint|'
+                   r'resumed epoch')
+_LOG_PREFIX = re.compile(r'^\d\d/\d\d \d\d:\d\d:\d\d - mmengine - \w+ - ')
+
+
+def progress_line(line):
+    """The console line for one line of a tool's output, or None.
+
+    An mmengine iteration line (every logger interval) becomes
+    ``[train] epoch 1 iter 10/125 loss 0.6931 eta 0:09:12``; dataset,
+    checkpoint and resumption lines are kept, without the logger's time
+    stamp prefix; everything else only goes to the log file.
+    """
+    line = _ANSI.sub('', line).strip()
+    match = _ITER_LINE.search(line)
+    if match:
+        _, mode, epoch, i, n = match.groups()
+        parts = [f'[{mode}]']
+        if epoch is not None:
+            parts.append(f'epoch {epoch}')
+        parts.append(f'iter {i}/{n}')
+        loss = _LOSS.search(line)
+        if loss:
+            parts.append(f'loss {loss.group(1)}')
+        eta = _ETA.search(line)
+        if eta:
+            parts.append(f'eta {eta.group(1)}')
+        return ' '.join(parts)
+    if _PASS.search(line):
+        return _LOG_PREFIX.sub('', line)
+    return None
+
+
 def run(cmd, log_path=None):
-    """Run one tool; its output goes to the terminal and, if given, a log."""
+    """Run one tool; its output goes to the terminal or, given ``log_path``,
+    to that log, with the lines :func:`progress_line` picks echoed on the
+    terminal as they come."""
     print('+ ' + ' '.join(cmd), flush=True)
     start = time.time()
     if log_path is None:
         subprocess.run(cmd, cwd=REPO, check=True)
-    else:
-        with open(log_path, 'w') as log:
-            proc = subprocess.run(
-                cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        if proc.returncode:
-            with open(log_path) as log:
-                tail = log.read()[-3000:]
-            raise SystemExit(f'{cmd[1]} failed ({proc.returncode}); the end '
-                             f'of {log_path}:\n{tail}')
+        return time.time() - start
+    # unbuffered: the child's lines arrive when they are written, not when
+    # a pipe buffer fills
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=env, text=True, errors='replace', bufsize=1)
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                shown = progress_line(line)
+                if shown is not None:
+                    print('  ' + shown, flush=True)
+        finally:
+            proc.stdout.close()
+            returncode = proc.wait()
+    if returncode:
+        with open(log_path) as log:
+            tail = log.read()[-3000:]
+        raise SystemExit(f'{cmd[1]} failed ({returncode}); the end '
+                         f'of {log_path}:\n{tail}')
     return time.time() - start
+
+
+def train(work, seed=0, cfg_options=()):
+    """Step 2: train the config into ``work`` (relative to the repository)
+    with tools/train.py, its log in ``work/train.log`` and its progress on
+    the console; returns the wall time in seconds."""
+    train_cmd = [
+        sys.executable, 'tools/train.py', CONFIG, '--work-dir', work,
+        '--seed', str(seed), '--no-validate'
+    ]
+    if cfg_options:
+        train_cmd += ['--cfg-options'] + list(cfg_options)
+    os.makedirs(osp.join(REPO, work), exist_ok=True)
+    return run(train_cmd, osp.join(REPO, work, 'train.log'))
 
 
 def data_is_current(data_root):
@@ -116,13 +192,7 @@ def main(argv=None):
             DATA_ROOT, '--seed', '0', '--overwrite'
         ])
 
-    train_cmd = [
-        py, 'tools/train.py', CONFIG, '--work-dir', work, '--seed',
-        str(args.seed), '--no-validate'
-    ]
-    if args.cfg_options:
-        train_cmd += ['--cfg-options'] + args.cfg_options
-    times['train'] = run(train_cmd, osp.join(REPO, work, 'train.log'))
+    times['train'] = train(work, args.seed, args.cfg_options)
     with open(osp.join(REPO, work, 'last_checkpoint')) as f:
         last = f.read().strip()
 
@@ -174,4 +244,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    # one line for bad input, --debug / CMDYSEG_DEBUG=1 for the traceback
+    # (the tools it runs inherit CMDYSEG_DEBUG)
+    from cmdyseg.utils.cli import run_cli
+    run_cli(main, prog='main_job.py')

@@ -23,6 +23,8 @@ from typing import Iterator, List, Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from cmdyseg.utils.errors import UserInputError
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
                     '.webp')
 #: Frame rate assumed for a folder of frames or a list of arrays.
@@ -31,7 +33,7 @@ DEFAULT_FPS = 25.0
 VideoInput = Union[str, os.PathLike, np.ndarray, Sequence[np.ndarray]]
 
 
-class VideoReadError(ValueError):
+class VideoReadError(UserInputError, ValueError):
     """A video (file, folder of frames or arrays) cannot be read."""
 
 
@@ -90,7 +92,7 @@ class VideoSource:
                     key=_natural_key)
                 if not files:
                     raise VideoReadError(
-                        f'video folder {path} holds no image files '
+                        f'{path}: the video folder holds no image files '
                         f'({", ".join(IMAGE_EXTENSIONS)})')
                 self._files = [osp.join(path, f) for f in files]
             else:
@@ -99,8 +101,8 @@ class VideoSource:
                 try:
                     if not cap.isOpened():
                         raise VideoReadError(
-                            f'cannot open video {path}: not a video file '
-                            'OpenCV can decode')
+                            f'{path}: cannot open the video: not a video '
+                            'file OpenCV can decode')
                     file_fps = cap.get(cv2.CAP_PROP_FPS)
                 finally:
                     cap.release()
@@ -131,7 +133,8 @@ class VideoSource:
         first = next(frames_iter, None)
         frames_iter.close()  # releases the capture now
         if first is None:
-            raise VideoReadError(f'no frame of video {self.name} decodes')
+            raise VideoReadError(f'{self.name}: no frame of the video '
+                                 'decodes')
         self.frame_shape = tuple(first.shape[:2])
 
     @property
@@ -149,13 +152,21 @@ class VideoSource:
             cap.release()
         return count if count > 0 else None
 
+    def _frame_name(self, index: int) -> str:
+        """``<file>: frame i of video <folder>`` for a folder of frames,
+        ``<video>: frame i`` otherwise: every error about one frame names
+        the file and the frame."""
+        if self._files is not None:
+            return f'{self._files[index]}: frame {index} of video {self.name}'
+        return f'{self.name}: frame {index}'
+
     def _check(self, frame: np.ndarray, index: int) -> np.ndarray:
         if hasattr(self, 'frame_shape') and \
                 frame.shape[:2] != self.frame_shape:
             raise VideoReadError(
-                f'frame {index} of video {self.name} has size '
-                f'{frame.shape[:2]}, the first frame {self.frame_shape}: all '
-                'frames must have the same size')
+                f'{self._frame_name(index)} has size {frame.shape[:2]}, the '
+                f'first frame {self.frame_shape}: all frames must have the '
+                'same size')
         return frame
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -166,13 +177,17 @@ class VideoSource:
             for i, file in enumerate(self._files):
                 bgr = cv2.imread(file, cv2.IMREAD_COLOR)
                 if bgr is None:
-                    raise VideoReadError(f'cannot read frame image {file}')
+                    reason = 'does not decode (corrupt, truncated or not ' \
+                        'an image)' if osp.isfile(file) else \
+                        'was removed while the video was read'
+                    raise VideoReadError(f'{self._frame_name(i)} {reason}')
                 yield self._check(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), i)
         else:
             cap = cv2.VideoCapture(self._path)
             try:
                 if not cap.isOpened():
-                    raise VideoReadError(f'cannot open video {self._path}')
+                    raise VideoReadError(f'{self._path}: cannot open the '
+                                         'video')
                 i = 0
                 while True:
                     ok, bgr = cap.read()

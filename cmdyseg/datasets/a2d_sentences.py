@@ -8,7 +8,8 @@ from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
 from cmdyseg.registry import DATASETS
-from .base_refer_dataset import BaseReferSegDataset, normalize_sentence
+from .base_refer_dataset import (BaseReferSegDataset, check_filename_tmpl,
+                                 normalize_sentence)
 from .file_io import (DataFileError, count_frame_files, probe_video,
                       read_a2d_frame_index)
 
@@ -208,6 +209,8 @@ class A2DSentencesDataset(BaseReferSegDataset):
 
     METAINFO = dict(actors=A2D_ACTORS, actions=A2D_ACTIONS)
     SPLITS = dict(train=0, test=1)
+    DUPLICATE_INSTANCE = ('first', 'union')
+    COPY_INSTANCE = ('drop', 'keep')
     PREFIX_KEYS = ('video', 'mask')
 
     def __init__(self,
@@ -224,15 +227,20 @@ class A2DSentencesDataset(BaseReferSegDataset):
                  duplicate_instance: str = 'first',
                  on_missing: str = 'error',
                  **kwargs) -> None:
-        if split not in self.SPLITS:
-            raise ValueError(f'split must be one of {tuple(self.SPLITS)}, '
-                             f'got {split!r}')
-        if duplicate_instance not in ('first', 'union'):
-            raise ValueError("duplicate_instance must be 'first' or "
-                             f"'union', got {duplicate_instance!r}")
-        if copy_instance not in ('drop', 'keep'):
-            raise ValueError(f"copy_instance must be 'drop' or 'keep', got "
-                             f'{copy_instance!r}')
+        name = type(self).__name__
+        for option, value, valid in (
+            ('split', split, tuple(self.SPLITS)),
+            ('duplicate_instance', duplicate_instance,
+             self.DUPLICATE_INSTANCE),
+            ('copy_instance', copy_instance, self.COPY_INSTANCE),
+        ):
+            if value not in valid:
+                raise ValueError(f'{name}: {option} must be one of {valid}, '
+                                 f'got {value!r}')
+        if frame_dir is not None and not isinstance(frame_dir, str):
+            raise ValueError(f'{name}: frame_dir must be a folder path or '
+                             f'None, got {frame_dir!r}')
+        check_filename_tmpl(name, filename_tmpl)
         self.split = split
         self.videoset_file = videoset_file
         self.missed_file = missed_file
@@ -291,7 +299,8 @@ class A2DSentencesDataset(BaseReferSegDataset):
             try:
                 index = read_a2d_frame_index(path)
             except DataFileError as e:
-                self._skip_or_raise(e, f'mask file of video {vid!r}')
+                self._skip_or_raise(
+                    e, f'mask of video {vid!r} frame {int(stem)}')
                 continue
             frames.append((int(stem), path, index))
         if not frames:
@@ -302,13 +311,17 @@ class A2DSentencesDataset(BaseReferSegDataset):
         """Index the split: read the sentences, the split file, and the
         instance ids of every mask file of the split's videos."""
         self.skipped = []
-        rows, ann_stats = parse_a2d_annotation(self.ann_file,
-                                               self.copy_instance)
-        videoset_path = self._join_root(self.videoset_file)
+        rows, ann_stats = parse_a2d_annotation(
+            self._require_file(self.ann_file, 'ann_file'), self.copy_instance)
+        videoset_path = self._require_file(
+            self._join_root(self.videoset_file), 'videoset_file')
         videos = parse_a2d_videoset(videoset_path)
         missed = set()
         if self.missed_file:
-            missed = set(read_id_list(self._join_root(self.missed_file)))
+            missed = set(
+                read_id_list(
+                    self._require_file(
+                        self._join_root(self.missed_file), 'missed_file')))
         stats = Counter(ann_stats)
         stats.update(
             missed_rows=0,
@@ -318,6 +331,14 @@ class A2DSentencesDataset(BaseReferSegDataset):
             frames_with_extra_masks=0,
             instance_without_mask=0)
         wanted = self.SPLITS[self.split]
+        # reading every mask file of the split is what takes long (minutes
+        # for the real A2D): report it per video
+        progress = self._index_progress(
+            len({
+                r['video_id']
+                for r in rows if r['video_id'] not in missed
+                and videos.get(r['video_id'], {}).get('subset') == wanted
+            }), f'{self.split} videos')
         cache: Dict[str, Optional[Tuple[Dict, List]]] = {}
         extra_counted = set()
         data_list = []
@@ -340,6 +361,7 @@ class A2DSentencesDataset(BaseReferSegDataset):
                 except DataFileError as e:
                     self._skip_or_raise(e, f'video {vid!r}')
                     cache[vid] = None
+                progress(len(cache))
             if cache[vid] is None:
                 continue
             source, frames = cache[vid]
@@ -369,7 +391,7 @@ class A2DSentencesDataset(BaseReferSegDataset):
                             source.get('filename') or source['frame_dir'],
                             f'has {source["total_frames"]} frames but frame '
                             f'{frame_id} is annotated ({path})'),
-                        f'frame {frame_id} of video {vid!r}')
+                        f'video {vid!r} frame {frame_id}')
                     continue
                 codes = index['actor_actions']
                 first = rows_of_inst[0]

@@ -18,31 +18,52 @@ stop with that message (``on_missing='error'``) or skip the file and count it
 """
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import h5py
 import numpy as np
 import scipy.io
 
+from cmdyseg.utils.errors import UserInputError
 
-class DataFileError(OSError):
+
+class DataFileError(UserInputError, OSError):
     """A data file is missing, unreadable or inconsistent.
 
     Args:
         path (str): The file (or folder) at fault.
-        reason (str): What is wrong with it.
+        reason (str, optional): What is wrong with it. Given alone, ``path``
+            is a whole message: that is how torch's DataLoader re-raises
+            the error of a worker process (``cls(worker traceback text)``),
+            and the original ``path: reason`` is then recovered from the
+            traceback's last line, so that the message stays one line.
     """
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: Optional[str] = None) -> None:
+        if reason is None:
+            path, reason = _split_message(str(path))
         self.path = path
         self.reason = reason
-        super().__init__(f'{path}: {reason}')
+        super().__init__(f'{path}: {reason}' if path else reason)
 
     def __reduce__(self):
         # default pickling would call cls(message) and fail (DataLoader
         # workers pickle exceptions)
         return (type(self), (self.path, self.reason))
+
+
+def _split_message(text: str) -> Tuple[str, str]:
+    """``(path, reason)`` of a ``DataFileError`` message, or of a traceback
+    whose last line is one (``...DataFileError: path: reason``)."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    message = lines[-1] if lines else ''
+    match = re.match(r'^[\w.]*Error: (.*)$', message)
+    if match and len(lines) > 1:
+        message = match.group(1)
+    path, sep, reason = message.partition(': ')
+    return (path, reason) if sep else ('', message)
 
 
 def _as_int_vector(values: np.ndarray, path: str, key: str) -> List[int]:
@@ -287,3 +308,42 @@ def count_frame_files(frame_dir: str, filename_tmpl: str) -> int:
             frame_dir, f'frame {filename_tmpl.format(num + 1)!r} is missing '
             'but later frames exist')
     return num
+
+
+def check_frame_file(path: str) -> None:
+    """Check that a frame file exists and OpenCV decodes it.
+
+    Raises:
+        DataFileError: missing file, or an image that does not decode.
+    """
+    if not osp.isfile(path):
+        raise DataFileError(path, 'frame file does not exist')
+    if cv2.imread(path, cv2.IMREAD_COLOR) is None:
+        raise DataFileError(
+            path, 'frame image does not decode (corrupt, truncated or '
+            'not an image)')
+
+
+def check_video_frames(path: str, frame_inds: Sequence[int]) -> None:
+    """Check that the frames ``frame_inds`` (0-based) of a video decode.
+
+    Raises:
+        DataFileError: missing or unopenable file, or the first frame of
+            ``frame_inds`` that does not decode.
+    """
+    if not osp.isfile(path):
+        raise DataFileError(path, 'video file does not exist')
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            raise DataFileError(path, 'OpenCV cannot open the video')
+        num = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        for ind in sorted({int(i) for i in frame_inds}):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, ind)
+            ok, _ = cap.read()
+            if not ok:
+                raise DataFileError(
+                    path, f'frame {ind} (0-based) does not decode (the '
+                    f'video claims {num} frames)')
+    finally:
+        cap.release()

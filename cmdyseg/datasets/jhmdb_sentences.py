@@ -7,7 +7,8 @@ from collections import Counter
 from typing import Dict, List, Tuple
 
 from cmdyseg.registry import DATASETS
-from .base_refer_dataset import BaseReferSegDataset, normalize_sentence
+from .base_refer_dataset import (BaseReferSegDataset, check_filename_tmpl,
+                                 normalize_sentence)
 from .file_io import DataFileError, count_frame_files, puppet_mask_shape
 
 
@@ -113,12 +114,19 @@ class JHMDBSentencesDataset(BaseReferSegDataset):
                  on_missing: str = 'error',
                  test_mode: bool = True,
                  **kwargs) -> None:
+        name = type(self).__name__
         if split != 'test':
-            raise ValueError('J-HMDB Sentences only has a test split, got '
-                             f'split={split!r}')
-        if num_frames_per_video < 1:
-            raise ValueError('num_frames_per_video must be >= 1, got '
-                             f'{num_frames_per_video}')
+            raise ValueError(f"{name}: split must be one of ('test',) "
+                             '(J-HMDB Sentences only has a test split), got '
+                             f'{split!r}')
+        if isinstance(num_frames_per_video, bool) or not isinstance(
+                num_frames_per_video, int) or num_frames_per_video < 1:
+            raise ValueError(f'{name}: num_frames_per_video must be an int '
+                             f'>= 1, got {num_frames_per_video!r}')
+        check_filename_tmpl(name, filename_tmpl)
+        if not isinstance(mask_name, str) or not mask_name:
+            raise ValueError(f'{name}: mask_name must be a file name, got '
+                             f'{mask_name!r}')
         self.split = split
         self.filename_tmpl = filename_tmpl
         self.mask_name = mask_name
@@ -134,7 +142,9 @@ class JHMDBSentencesDataset(BaseReferSegDataset):
     def _action_of_videos(self) -> Dict[str, List[str]]:
         root = self.data_prefix['frame']
         if not osp.isdir(root):
-            raise FileNotFoundError(f'frame root {root} does not exist')
+            raise DataFileError(
+                root, "frame folder does not exist (data_prefix['frame'], "
+                'joined with data_root)')
         actions: Dict[str, List[str]] = {}
         for action in sorted(os.listdir(root)):
             folder = osp.join(root, action)
@@ -147,12 +157,15 @@ class JHMDBSentencesDataset(BaseReferSegDataset):
 
     def load_data_list(self) -> List[dict]:
         self.skipped = []
-        rows, stats = parse_jhmdb_annotation(self.ann_file)
+        rows, stats = parse_jhmdb_annotation(
+            self._require_file(self.ann_file, 'ann_file'))
         stats = Counter(stats)
         stats.update(dropped_trailing_frames=0, dropped_trailing_masks=0)
         actions = self._action_of_videos()
         data_list = []
-        for row in rows:
+        progress = self._index_progress(len(rows), 'videos')
+        for done, row in enumerate(rows):
+            progress(done)
             vid = row['video_id']
             found = actions.get(vid, [])
             if len(found) > 1:

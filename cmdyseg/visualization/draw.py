@@ -2,7 +2,8 @@
 """Drawing referring-segmentation results on frames with OpenCV.
 
 All functions take and return RGB ``uint8`` images of shape ``(H, W, 3)``
-and never modify their input. Masks are ``(H, W)`` arrays at the frame's
+(:func:`draw_refer_overlay` with a caption band returns a taller one) and
+never modify their input. Masks are ``(H, W)`` arrays at the frame's
 size (bool or 0/1 integers). Text is drawn with ``cv2.putText`` (Hershey
 fonts): characters outside printable ASCII are replaced by ``?``.
 """
@@ -181,6 +182,57 @@ def draw_text_lines(image: np.ndarray,
     return out
 
 
+#: Where :func:`draw_refer_overlay` writes the sentences: over the frame
+#: (top-left), or in a black band added below / above it.
+CAPTION_MODES = ('over', 'below', 'above')
+
+
+def _caption_lines(
+        sentences: Sequence[str], colors: Sequence[Color],
+        scores: Optional[Sequence[float]]) -> List[Tuple[str, Color]]:
+    lines = []
+    for i, (sentence, color) in enumerate(zip(sentences, colors)):
+        text = sentence if scores is None else \
+            f'{sentence} ({float(scores[i]):.2f})'
+        lines.append((text, color))
+    return lines
+
+
+def caption_band_height(width: int,
+                        sentences: Sequence[str],
+                        with_scores: bool = True) -> int:
+    """Height in px of the caption band that :func:`draw_refer_overlay`
+    adds (``caption='below'`` / ``'above'``) to a frame ``width`` px wide.
+
+    It depends only on the width and the sentences, not on the scores (a
+    score is written ``(0.73)``, and the digits of the font all have the
+    same width), so every frame of a video gets the same band; it is even,
+    so an even frame size stays even for the video codecs that need it.
+    """
+    if not sentences:
+        return 0
+    scale, thickness = text_scale(width)
+    h, baseline = _line_height(scale, thickness)
+    step = h + baseline + 2
+    num_lines = 0
+    for sentence in sentences:
+        text = f'{sentence} (0.00)' if with_scores else sentence
+        # the width draw_text_lines wraps at, from the band's origin (2, 2)
+        num_lines += max(1, len(wrap_text(text, width - 6, scale,
+                                          thickness)))
+    height = step * num_lines + 6
+    return height + height % 2
+
+
+def _caption_band(width: int, height: int,
+                  lines: Sequence[Tuple[str, Color]]) -> np.ndarray:
+    band = np.zeros((height, width, 3), np.uint8)
+    if not lines:
+        return band
+    return draw_text_lines(
+        band, lines, origin=(2, 2), background_alpha=0.0)
+
+
 def draw_refer_overlay(frame: np.ndarray,
                        masks: Sequence[np.ndarray],
                        sentences: Sequence[str],
@@ -188,9 +240,17 @@ def draw_refer_overlay(frame: np.ndarray,
                        scores: Optional[Sequence[float]] = None,
                        alpha: float = 0.5,
                        contour_thickness: int = 1,
-                       draw_text: bool = True) -> np.ndarray:
+                       draw_text: bool = True,
+                       caption: str = 'over') -> np.ndarray:
     """One frame with the masks of several sentences, each in its colour,
-    and the sentences listed top-left in the same colours.
+    and the sentences listed in the same colours.
+
+    With ``caption='over'`` the sentences are written top-left over the
+    frame, on a translucent box that hides part of a small frame (on a
+    128 x 96 frame two wrapped sentences cover the top rows); with
+    ``'below'`` or ``'above'`` they go into a black band of
+    :func:`caption_band_height` px added under / over the frame, which
+    stays entirely visible.
 
     Args:
         frame (np.ndarray): ``(H, W, 3)`` uint8 RGB.
@@ -202,11 +262,17 @@ def draw_refer_overlay(frame: np.ndarray,
             ``(0.73)`` when given.
         alpha (float): Tint opacity.
         contour_thickness (int): Contour width in px.
-        draw_text (bool): Write the sentences.
+        draw_text (bool): Write the sentences (no band without them).
+        caption (str): One of :data:`CAPTION_MODES`, see above.
 
     Returns:
-        np.ndarray: ``(H, W, 3)`` uint8, the frame's size.
+        np.ndarray: ``(H, W, 3)`` uint8, the frame's size; ``(H + band, W,
+        3)`` with a caption band, the frame at rows ``[0, H)`` (``'below'``)
+        or ``[band, band + H)`` (``'above'``).
     """
+    if caption not in CAPTION_MODES:
+        raise ValueError(f'caption must be one of {CAPTION_MODES}, got '
+                         f'{caption!r}')
     if len(masks) != len(sentences):
         raise ValueError(f'got {len(masks)} masks for {len(sentences)} '
                          'sentences')
@@ -215,11 +281,14 @@ def draw_refer_overlay(frame: np.ndarray,
     out = _check_image(frame, 'frame').copy()
     for mask, color in zip(masks, colors):
         out = overlay_mask(out, mask, color, alpha, contour_thickness)
-    if draw_text and sentences:
-        lines = []
-        for i, (sentence, color) in enumerate(zip(sentences, colors)):
-            text = sentence if scores is None else \
-                f'{sentence} ({float(scores[i]):.2f})'
-            lines.append((text, color))
-        out = draw_text_lines(out, lines)
-    return out
+    if not (draw_text and sentences):
+        return out
+    lines = _caption_lines(sentences, colors, scores)
+    if caption == 'over':
+        return draw_text_lines(out, lines)
+    band = _caption_band(
+        out.shape[1],
+        caption_band_height(out.shape[1], sentences, scores is not None),
+        lines)
+    parts = [out, band] if caption == 'below' else [band, out]
+    return np.concatenate(parts, axis=0)

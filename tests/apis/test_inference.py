@@ -234,6 +234,28 @@ def test_video_source_orders_and_checks_frames(tmp_path):
         list(mixed)
 
 
+def test_video_source_names_a_corrupt_frame_file(tmp_path):
+    """A folder with a corrupt image: one error naming the file, the
+    video and the frame, raised when that frame is read."""
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f'{i:05d}.jpg'),
+                    np.full((6, 8, 3), 50 * i, np.uint8))
+    (folder / '00001.jpg').write_bytes(b'not a jpeg')
+    source = VideoSource(str(folder))  # the first frame decodes
+    with pytest.raises(VideoReadError) as info:
+        list(source)
+    message = str(info.value)
+    assert message == (f'{folder / "00001.jpg"}: frame 1 of video {folder} '
+                       'does not decode (corrupt, truncated or not an image)')
+    (folder / '00000.jpg').write_bytes(b'')
+    with pytest.raises(VideoReadError,
+                       match=r'00000\.jpg: frame 0 of video .*frames does '
+                       'not decode'):
+        VideoSource(str(folder))
+
+
 def test_sentences_are_checked(model, video):
     assert check_sentences('a dog') == ['a dog']
     with pytest.raises(ValueError, match='sentence 1 is empty'):

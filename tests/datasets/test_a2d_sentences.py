@@ -2,6 +2,7 @@
 import os
 import os.path as osp
 import pickle
+import re
 import shutil
 import warnings
 
@@ -234,11 +235,25 @@ def test_clip_from_extracted_frames(a2d_root):
     assert clip_indices(ds[0]['imgs']) == [0, 0, 0, 0, 1, 2, 3, 4]
     assert clip_indices(ds[1]['imgs']) == [4, 5, 6, 7, 8, 9, 9, 9]
     assert abs(float(ds[0]['imgs'][0][..., 2].mean()) - 200) < 8
-    # an undecodable frame: the error names the sample's frame folder
+    # an undecodable frame: one DataFileError names the frame file and
+    # the sample, with no chained traceback (mmcv fails deep inside)
     with open(osp.join(frame_dir, 'vidA', '00001.jpg'), 'wb') as f:
         f.write(b'not a jpeg')
-    with pytest.raises(RuntimeError, match="'vidA' frame 2.*frames320H"):
+    with pytest.raises(DataFileError) as info:
         ds[0]
+    err = info.value
+    assert err.path == osp.join(frame_dir, 'vidA', '00001.jpg')
+    assert re.search(r"frames320H/vidA/00001\.jpg: frame image does not "
+                     r"decode .*sample 0 \(video 'vidA', annotated frame 2, "
+                     r"instance 0\)", str(err)), str(err)
+    assert '\n' not in str(err)
+    assert err.__cause__ is None and err.__suppress_context__
+    # a frame file removed after indexing
+    os.remove(osp.join(frame_dir, 'vidA', '00006.jpg'))
+    with pytest.raises(DataFileError, match=r"00006\.jpg: frame file does "
+                       r"not exist .*sample 1 \(video 'vidA', annotated "
+                       r"frame 9"):
+        ds[1]
 
 
 def test_data_file_error_pickles():
@@ -279,8 +294,18 @@ def test_corrupt_and_missing_mask_files(a2d_root):
                    '00009.h5')
     with open(bad, 'wb') as f:
         f.write(b'garbage')
-    with pytest.raises(DataFileError, match='00009.h5'):
+    # the default on_missing='error': one line names the file, the sample
+    # (video, frame) and the way to skip it, without a chained traceback
+    with pytest.raises(DataFileError) as info:
         A2DSentencesDataset(data_root=a2d_root, split='train')
+    err = info.value
+    assert err.path == bad
+    assert re.fullmatch(
+        r".*vidA/00009\.h5: cannot read as HDF5 \(.*\) \[A2DSentencesDataset"
+        r": mask of video 'vidA' frame 9; on_missing='skip' skips it\]",
+        str(err)), str(err)
+    assert '\n' not in str(err)
+    assert err.__cause__ is None and err.__suppress_context__
     with pytest.warns(UserWarning, match='00009.h5'):
         ds = A2DSentencesDataset(
             data_root=a2d_root, split='train', on_missing='skip')
@@ -311,8 +336,9 @@ def test_file_broken_after_indexing(a2d_root):
     assert path.endswith('00002.h5')
     with open(path, 'wb') as f:
         f.write(b'garbage')
-    # error mode: the message names the file
-    with pytest.raises(RuntimeError, match='00002.h5'):
+    # error mode: one message names the file and the sample
+    with pytest.raises(DataFileError, match=r"00002\.h5: cannot read as "
+                       r"HDF5 .*sample 0 \(video 'vidA', annotated frame 2"):
         ds[0]
     # skip mode, training: warned, counted, another sample drawn
     with warnings.catch_warnings(record=True) as rec:
@@ -323,7 +349,7 @@ def test_file_broken_after_indexing(a2d_root):
     assert skip.num_skipped_at_load >= 1
     assert any('00002.h5' in str(w.message) for w in rec)
     # skip mode, test: dropping a sample would change the evaluated set
-    with pytest.raises(RuntimeError, match='00002.h5'):
+    with pytest.raises(DataFileError, match='00002.h5'):
         test[0]
     # a dataset indexed now skips the file up front
     with pytest.warns(UserWarning, match='00002.h5'):
@@ -334,6 +360,116 @@ def test_file_broken_after_indexing(a2d_root):
 
 
 def test_data_prefix_without_a_needed_key_is_named():
-    with pytest.raises(KeyError, match="data_prefix needs a 'mask' entry"):
+    with pytest.raises(ValueError, match="data_prefix needs a 'mask' entry"):
         A2DSentencesDataset(
             data_root='unused', data_prefix=dict(video='v'), lazy_init=True)
+
+
+def test_data_file_error_from_a_dataloader_worker():
+    """torch re-raises a worker's error as cls(worker traceback text): the
+    message is then the original one line again."""
+    from torch._utils import ExceptionWrapper
+    try:
+        try:
+            raise OSError('h5py: bad superblock')
+        except OSError as e:
+            raise DataFileError('/d/vidA/00002.h5',
+                                "cannot read as HDF5 (x) [sample 3]") from e
+    except DataFileError:
+        wrapped = ExceptionWrapper(where='in DataLoader worker process 0')
+    with pytest.raises(DataFileError) as info:
+        wrapped.reraise()
+    err = info.value
+    assert (err.path, err.reason) == ('/d/vidA/00002.h5',
+                                      'cannot read as HDF5 (x) [sample 3]')
+    assert str(err) == '/d/vidA/00002.h5: cannot read as HDF5 (x) [sample 3]'
+
+
+def test_corrupt_video_at_load_names_video_and_sample(a2d_root):
+    ds = A2DSentencesDataset(
+        data_root=a2d_root, split='train', pipeline=VIDEO_PIPE)
+    path = ds.get_data_info(1)['filename']
+    with open(path, 'wb') as f:
+        f.write(b'\x00not a video' * 50)
+    with pytest.raises(DataFileError) as info:
+        ds[1]
+    assert info.value.path == path
+    assert re.search(r"vidA\.mp4: .*\[A2DSentencesDataset: sample 1 "
+                     r"\(video 'vidA', annotated frame 9, instance 0\)\]$",
+                     str(info.value)), str(info.value)
+    assert info.value.__cause__ is None
+    # on_missing='skip' keeps skipping and counting at load time
+    skip = A2DSentencesDataset(
+        data_root=a2d_root, split='train', pipeline=VIDEO_PIPE,
+        on_missing='skip', lazy_init=True)
+    skip.data_list = ds.data_list
+    skip.data_bytes, skip.data_address = ds.data_bytes, ds.data_address
+    skip._fully_initialized = True
+    with pytest.warns(UserWarning, match=r'vidA\.mp4.*\(skipped\)'):
+        assert skip.prepare_data(1) is None
+    assert skip.num_skipped_at_load == 1
+
+
+@pytest.mark.parametrize('option,value,valid', [
+    ('on_missing', 'ignore', "('error', 'skip')"),
+    ('split', 'val', "('train', 'test')"),
+    ('duplicate_instance', 'all', "('first', 'union')"),
+    ('copy_instance', 'yes', "('drop', 'keep')"),
+    ('filename_tmpl', 'frame.jpg', "'{:05d}.jpg'"),
+    ('frame_dir', 3, 'folder path or None'),
+    ('data_prefix', 'videos', "('video', 'mask')"),
+])
+def test_bad_options_are_one_line_value_errors(a2d_root, option, value,
+                                               valid):
+    with pytest.raises(ValueError) as info:
+        A2DSentencesDataset(data_root=a2d_root, **{option: value})
+    message = str(info.value)
+    assert '\n' not in message
+    assert message.startswith(f'A2DSentencesDataset: {option} ')
+    assert valid in message and repr(value) in message
+
+
+def test_missing_split_file_is_named(a2d_root):
+    os.remove(osp.join(a2d_root, 'Release', 'videoset.csv'))
+    with pytest.raises(DataFileError, match=r'videoset\.csv: file does not '
+                       r'exist \(the dataset option videoset_file'):
+        A2DSentencesDataset(data_root=a2d_root)
+
+
+def test_log_line_counts_the_samples_used(a2d_root, monkeypatch):
+    from cmdyseg.datasets import base_refer_dataset
+    lines = []
+    monkeypatch.setattr(base_refer_dataset, 'print_log',
+                        lambda msg, **kwargs: lines.append(msg))
+    A2DSentencesDataset(data_root=a2d_root, split='train')
+    assert len(lines) == 1
+    assert lines[0].startswith('A2DSentencesDataset: 3 samples; 0 files '
+                               'skipped; rows=7, ')
+    lines.clear()
+    # indices (and filter_cfg) shrink what the run uses: that is the count
+    A2DSentencesDataset(data_root=a2d_root, split='train', indices=2)
+    assert len(lines) == 1
+    assert lines[0].startswith('A2DSentencesDataset: 2 samples (of 3 '
+                               'indexed; indices=2); 0 files skipped')
+
+
+def test_long_indexing_shows_progress(a2d_root, monkeypatch):
+    from cmdyseg.datasets import base_refer_dataset
+    lines = []
+    monkeypatch.setattr(base_refer_dataset, 'print_log',
+                        lambda msg, **kwargs: lines.append(msg))
+    # a tiny index finishes before the first progress line...
+    A2DSentencesDataset(data_root=a2d_root, split='train')
+    assert not any('indexed' in line for line in lines)
+    # ...a long one logs one every PROGRESS_INTERVAL_S seconds
+    monkeypatch.setattr(A2DSentencesDataset, 'PROGRESS_INTERVAL_S', 0.0)
+    with open(osp.join(a2d_root, 'Release', 'videoset.csv'), 'w') as f:
+        f.write('vidA,11,0,1,320,480,10,2,0\n'
+                'vidB,35,0,1,320,480,6,1,0\n'
+                'vidM,11,0,1,320,480,6,1,0\n')
+    lines.clear()
+    A2DSentencesDataset(data_root=a2d_root, split='train')
+    progress = [line for line in lines if 'indexed' in line]
+    assert len(progress) == 1, lines
+    assert re.fullmatch(r'A2DSentencesDataset: indexed 1/2 train videos '
+                        r'\(\d+ s, ETA \d+ s\)', progress[0])

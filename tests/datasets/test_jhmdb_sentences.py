@@ -124,3 +124,56 @@ def test_missing_and_corrupt(jhmdb_root):
     with pytest.warns(UserWarning, match='clap1'):
         ds = JHMDBSentencesDataset(data_root=jhmdb_root, on_missing='skip')
     assert len(ds) == 0 and ds.num_skipped == 2
+
+
+def test_file_broken_after_indexing_names_file_and_sample(jhmdb_root):
+    ds = JHMDBSentencesDataset(data_root=jhmdb_root, pipeline=PIPE)
+    # a corrupt frame of clap1 (sample 0: annotated frame 1, clip 1..4)
+    png = osp.join(jhmdb_root, 'Rename_Images', 'clap', 'clap1', '00002.png')
+    with open(png, 'wb') as f:
+        f.write(b'not a png')
+    with pytest.raises(DataFileError) as info:
+        ds[0]
+    assert info.value.path == png
+    assert str(info.value) == (
+        f'{png}: frame image does not decode (corrupt, truncated or not an '
+        "image) [JHMDBSentencesDataset: sample 0 (video 'clap1', annotated "
+        'frame 1, instance 0)]')
+    assert info.value.__cause__ is None
+    # a corrupt puppet mask of run2 (v7.3), read at load time
+    mat = osp.join(jhmdb_root, 'puppet_mask', 'run', 'run2',
+                   'puppet_mask.mat')
+    with open(mat, 'wb') as f:
+        f.write(b'garbage' * 20)
+    info = ds.get_data_info(4)
+    with pytest.raises(DataFileError, match=(
+            r"run2/puppet_mask\.mat: cannot read 'part_mask' .*\["
+            r"JHMDBSentencesDataset: sample 4 \(video 'run2', annotated "
+            rf"frame {info['frame_id']}, instance 0\)\]$")):
+        ds[4]
+
+
+@pytest.mark.parametrize('option,value,valid', [
+    ('split', 'train', "('test',)"),
+    ('on_missing', 'warn', "('error', 'skip')"),
+    ('num_frames_per_video', 0, 'int >= 1'),
+    ('num_frames_per_video', 2.5, 'int >= 1'),
+    ('filename_tmpl', '{:s}.png', "'{:05d}.jpg'"),
+    ('mask_name', '', 'file name'),
+])
+def test_bad_options_are_one_line_value_errors(jhmdb_root, option, value,
+                                               valid):
+    with pytest.raises(ValueError) as info:
+        JHMDBSentencesDataset(data_root=jhmdb_root, **{option: value})
+    message = str(info.value)
+    assert '\n' not in message
+    assert message.startswith(f'JHMDBSentencesDataset: {option} ')
+    assert valid in message and repr(value) in message
+
+
+def test_missing_frame_root_is_named(jhmdb_root):
+    import shutil
+    shutil.rmtree(osp.join(jhmdb_root, 'Rename_Images'))
+    with pytest.raises(DataFileError, match=r"Rename_Images: frame folder "
+                       r"does not exist \(data_prefix\['frame'\]"):
+        JHMDBSentencesDataset(data_root=jhmdb_root)

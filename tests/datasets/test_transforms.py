@@ -244,3 +244,37 @@ def test_jhmdb_config_full_pipeline(jhmdb_root):
         assert s.ori_gt_mask.data.shape == (1, 32, 48)
         assert s.gt_mask.data.shape == (1, 24, 40)
         assert s.actor_action == -1
+
+
+@pytest.mark.parametrize('cfg,message', [
+    (dict(type='SampleReferClip', clip_len=0),
+     'SampleReferClip: clip_len must be an int >= 1, got 0'),
+    (dict(type='SampleReferClip', frame_interval=1.5),
+     'SampleReferClip: frame_interval must be an int >= 1, got 1.5'),
+    (dict(type='ResizeMask', interpolation='linear'),
+     "ResizeMask: interpolation must be one of ('nearest', 'bilinear', "
+     "'bicubic', 'area', 'lanczos'), got 'linear'"),
+    (dict(type='ResizeMask', keys=[1]),
+     'ResizeMask: keys must be a str or a sequence of str, got (1,)'),
+    (dict(type='ReferFlip', flip_ratio=2),
+     'ReferFlip: flip_ratio must be a number in [0, 1], got 2'),
+    (dict(type='ReferFlip', word_pairs=[('left', )]),
+     "ReferFlip: word_pairs must be (word, mirrored word) pairs, got "
+     "[('left',)]"),
+    (dict(type='PackReferSegInputs', meta_keys=None),
+     'PackReferSegInputs: meta_keys must be a str or a sequence of str, got '
+     'None'),
+    (dict(type='LoadJHMDBPuppetMask', key=''),
+     "LoadJHMDBPuppetMask: key must be the name of a variable of the .mat "
+     "file, got ''"),
+])
+def test_bad_transform_options_are_one_line_value_errors(cfg, message):
+    with pytest.raises(ValueError) as info:
+        TRANSFORMS.build(cfg)
+    assert str(info.value) == message
+
+
+def test_one_key_may_be_a_str():
+    assert ResizeMask(keys='gt_mask').keys == ('gt_mask', )
+    assert PackReferSegInputs(meta_keys='video_id').meta_keys == (
+        'video_id', )

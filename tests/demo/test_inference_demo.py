@@ -12,6 +12,7 @@ from load_script import load_script
 from PIL import Image
 
 from cmdyseg.apis import inference_model, init_model
+from cmdyseg.visualization import caption_band_height
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'demo', 'inference.py')
@@ -90,6 +91,11 @@ def test_demo_writes_every_output(demo, assets, tmp_path):
         f'{t:05d}.png' for t in range(T)
     ]
 
+    # the sentences are in a band below the frame, not over it
+    band = caption_band_height(W, SENTENCES)
+    assert band > 0
+    assert summary['outputs']['overlay_size'] == [W, H + band]
+    assert summary['outputs']['caption_band'] == 'below'
     cap = cv2.VideoCapture(str(out / summary['outputs']['overlay_video']))
     decoded = []
     while True:
@@ -98,9 +104,11 @@ def test_demo_writes_every_output(demo, assets, tmp_path):
             break
         decoded.append(frame)
     cap.release()
-    assert len(decoded) == T and decoded[0].shape == (H, W, 3)
+    assert len(decoded) == T and decoded[0].shape == (H + band, W, 3)
+    # the frame part is the (random-noise) video, the band mostly black
+    assert decoded[0][:H].mean() > 60 and decoded[0][H:].mean() < 40
     gif = Image.open(out / summary['outputs']['gif'])
-    assert gif.n_frames == T and gif.size == (W, H)
+    assert gif.n_frames == T and gif.size == (W, H + band)
     # GIF stores durations in 1/100 s
     assert gif.info['duration'] == pytest.approx(1000 / 12, abs=10)
 
@@ -176,6 +184,40 @@ def test_demo_errors_name_the_bad_input(demo, assets, tmp_path, monkeypatch,
         expected = "sentence 0 'xqzzy blorfle' has no word known"
     assert demo.main(args) == 1
     err = capsys.readouterr().err
-    assert err.startswith('error: ') and expected in err
+    # one line, prefixed like argparse's own errors
+    assert err.startswith('inference.py: error: ') and expected in err
+    assert err.count('\n') == 1 and err.endswith('\n')
     assert not out.exists()
     assert [p for p in os.listdir(tmp_path) if p != 'notes.mp4'] == []
+
+
+def test_demo_no_gif(demo, assets, tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, 'init_model', lambda *a, **k: assets['model'])
+    out = tmp_path / 'out'
+    assert demo.main(argv(assets, out, '--no-gif')) == 0
+    assert sorted(os.listdir(out)) == ['masks', 'overlay.mp4', 'summary.json']
+    with open(out / 'summary.json') as f:
+        outputs = json.load(f)['outputs']
+    assert outputs['gif'] is None and outputs['gif_frame_step'] is None
+
+
+def test_demo_shows_progress_on_long_videos(demo, assets, tmp_path,
+                                            monkeypatch, capsys):
+    """From PROGRESS_MIN_FRAMES frames on, segmenting and writing each
+    output show a progress bar (here the threshold is lowered to the
+    test video's length instead of making a long video)."""
+    monkeypatch.setattr(demo, 'init_model', lambda *a, **k: assets['model'])
+    monkeypatch.setattr(demo, 'PROGRESS_MIN_FRAMES', T)
+
+    def with_progress(out):
+        return [a for a in argv(assets, out) if a != '--no-progress']
+
+    assert demo.main(with_progress(tmp_path / 'out')) == 0
+    out = capsys.readouterr().out
+    assert f'writing overlay.mp4 and masks/ ({T} frames)' in out
+    assert f'writing overlay.gif ({T} frames)' in out
+    assert out.count(f'{T}/{T}') >= 2  # the mp4 and GIF bars
+    # below the threshold: no bar
+    monkeypatch.setattr(demo, 'PROGRESS_MIN_FRAMES', T + 1)
+    assert demo.main(with_progress(tmp_path / 'out2')) == 0
+    assert 'writing overlay' not in capsys.readouterr().out

@@ -171,3 +171,115 @@ def test_missing_logs_and_keys(tmp_path):
         records=[r for r in _records() if 'iter' not in r])
     with pytest.raises(SystemExit, match='no training lines with "time"'):
         analyze_logs.main(['cal_train_time', val_only])
+
+
+# ------------------------------------------------ work dirs of several runs
+def _train_line(it, epoch, loss, t=1.0):
+    return dict(lr=1e-3, data_time=0.01, loss=loss, loss_mask=loss, time=t,
+                epoch=epoch, iter=it, step=it)
+
+
+def _text_log(root, run, lines):
+    with open(osp.join(root, run, f'{run}.log'), 'w') as f:
+        for line in lines:
+            f.write(f'12/01 22:13:39 - mmengine - INFO - {line}\n')
+
+
+def _test_run(root, run):
+    """What tools/test.py leaves in a work dir: a text log, the metrics
+    dumped beside it and a vis_data folder without a scalar log."""
+    os.makedirs(osp.join(root, run, 'vis_data'))
+    with open(osp.join(root, run, 'vis_data', 'config.py'), 'w') as f:
+        f.write('model = dict()\n')
+    with open(osp.join(root, run, f'{run}.json'), 'w') as f:
+        f.write(json.dumps({'refer_seg/mIoU': 33.0}) + '\n')
+    _text_log(root, run, ['Epoch(test) [1/1]  refer_seg/mIoU: 33.0'])
+
+
+def test_work_dir_means_its_training_run_not_a_later_test_run(tmp_path):
+    work = str(tmp_path / 'work')
+    train_log = _write_work_dir(work, '20240101_120000')
+    _text_log(work, '20240101_120000', ['Epoch(train) [1][1/3]'])
+    _test_run(work, '20240102_120000')
+    # a newer run whose scalar log has validation lines only
+    _write_work_dir(work, '20240103_120000',
+                    [r for r in _records() if 'iter' not in r])
+    assert analyze_logs.find_json_log(work) == train_log
+    curves = analyze_logs.plot_curve([work], ['loss'],
+                                     str(tmp_path / 'c.png'))
+    assert curves[work]['loss'] == ([1, 2, 3, 4, 5, 6], LOSSES)
+    res = analyze_logs.cal_train_time(work)
+    assert res['log'] == train_log and res['iters'] == 6
+    # the test run alone is still named when asked for
+    with pytest.raises(SystemExit, match='no scalar log in .*20240102_'):
+        analyze_logs.main(['cal_train_time',
+                           osp.join(work, '20240102_120000')])
+    only_test = str(tmp_path / 'only_test')
+    _test_run(only_test, '20240102_120000')
+    with pytest.raises(SystemExit, match=r'no scalar log in any run of '
+                       r'.*only_test \(runs: \[.20240102_120000.\]\)'):
+        analyze_logs.main(['cal_train_time', only_test])
+
+
+def _resumed_work_dir(work, text_logs=True):
+    """run 0: an unrelated older run; run 1: iterations 10, 20 (epoch 1),
+    30 (epoch 2), then stopped; run 2: resumed from run 1's epoch_1
+    checkpoint (iteration 20), iterations 30, 40 (epoch 2); then a test
+    run."""
+    _write_work_dir(work, '20240101_000000',
+                    [_train_line(i, 1, 9.0) for i in (10, 20)])
+    _write_work_dir(work, '20240102_000000', [
+        _train_line(10, 1, 0.9, 5.0), _train_line(20, 1, 0.8, 1.0),
+        {'refer_seg/mIoU': 10.0, 'step': 1}, _train_line(30, 2, 0.75, 3.0)
+    ])
+    newest = _write_work_dir(work, '20240103_000000', [
+        _train_line(30, 2, 0.7, 2.0), _train_line(40, 2, 0.6, 2.0),
+        {'refer_seg/mIoU': 20.0, 'step': 2}
+    ])
+    if text_logs:
+        _text_log(work, '20240101_000000', ['Epoch(train) [1][10/20]'])
+        _text_log(work, '20240102_000000', ['Epoch(train) [1][10/20]'])
+        _text_log(work, '20240103_000000', [
+            'Load checkpoint from work/epoch_1.pth',
+            'resumed epoch: 1, iter: 20', 'Epoch(train) [2][10/20]'
+        ])
+    _test_run(work, '20240104_000000')
+    return newest
+
+
+@pytest.mark.parametrize('text_logs', [True, False])
+def test_resumed_run_covers_every_iteration(tmp_path, capsys, text_logs):
+    work = str(tmp_path / 'work')
+    newest = _resumed_work_dir(work, text_logs)
+    curves = analyze_logs.plot_curve([work], ['loss', 'refer_seg/mIoU'],
+                                     str(tmp_path / 'c.png'))
+    # run 1 up to the checkpoint it resumed from, then run 2: the later
+    # run's value wins at iteration 30, run 0 is not part of it
+    assert curves[work]['loss'] == ([10, 20, 30, 40], [0.9, 0.8, 0.7, 0.6])
+    # validation of epoch e at the last iteration of epoch e
+    assert curves[work]['refer_seg/mIoU'] == ([20, 40], [10.0, 20.0])
+    # the resumed run's own file is that run alone
+    assert analyze_logs.plot_curve(
+        [newest], ['loss'], str(tmp_path / 'd.png'))[newest]['loss'] == (
+            [30, 40], [0.7, 0.6])
+
+    res = analyze_logs.main(['cal_train_time', work])[0]
+    assert res['log'] == newest and len(res['logs']) == 2
+    assert '20240102_000000' in res['logs'][0]
+    assert res['iters'] == 40
+    # epoch 1: run 1's lines without the first; epoch 2: run 2's
+    assert res['epochs'] == {1: pytest.approx(1.0), 2: pytest.approx(2.0)}
+    assert 'resumed run, merged with: ' in capsys.readouterr().out
+
+
+def test_fresh_rerun_is_not_merged(tmp_path):
+    work = str(tmp_path / 'work')
+    _write_work_dir(work, '20240101_000000',
+                    [_train_line(i, 1, 9.0) for i in (10, 20, 30)])
+    _text_log(work, '20240101_000000', ['Epoch(train) [1][10/30]'])
+    # started again from scratch (no "resumed" line), stopped earlier
+    _write_work_dir(work, '20240102_000000', [_train_line(10, 1, 0.5)])
+    _text_log(work, '20240102_000000', ['Epoch(train) [1][10/30]'])
+    curves = analyze_logs.plot_curve([work], ['loss'],
+                                     str(tmp_path / 'c.png'))
+    assert curves[work]['loss'] == ([10], [0.5])

@@ -4,6 +4,7 @@ dataset or must be (re)generated."""
 import inspect
 import json
 import os.path as osp
+import re
 
 from load_script import load_script
 
@@ -65,3 +66,53 @@ def test_unreadable_meta_is_named(tmp_path):
     (root / 'synthetic_meta.json').write_text('{not json')
     ok, why = _load().data_is_current(str(root))
     assert not ok and 'synthetic_meta.json is unreadable' in why
+
+
+def test_progress_line_picks_mmengine_iteration_lines():
+    progress_line = _load().progress_line
+    line = ('12/01 22:10:57 - mmengine - INFO - Epoch(train)  [1][ 10/125]  '
+            'base_lr: 1.0000e-03 lr: 1.0000e-03  eta: 0:09:12  time: 1.2  '
+            'data_time: 0.01  memory: 0  loss: 0.6931  loss_mask: 0.6931\n')
+    assert progress_line(line) == \
+        '[train] epoch 1 iter 10/125 loss 0.6931 eta 0:09:12'
+    assert progress_line('Iter(test) [ 3/40]  eta: 0:00:31  time: 0.5') == \
+        '[test] iter 3/40 eta 0:00:31'
+    assert progress_line(
+        '12/01 22:10:57 - mmengine - INFO - A2DSentencesDataset: 4 samples; '
+        '0 files skipped; rows=9') == \
+        'A2DSentencesDataset: 4 samples; 0 files skipped; rows=9'
+    assert progress_line('12/01 22:10:57 - mmengine - INFO - Saving '
+                         'checkpoint at 1 epochs') == \
+        'Saving checkpoint at 1 epochs'
+    assert progress_line('12/01 - mmengine - WARNING - "FileClient" will be '
+                         'deprecated') is None
+
+
+def test_training_step_prints_progress(tmp_path, capsys):
+    """The main job's training step (tools/train.py in a subprocess, its
+    output in train.log) shows its progress on the console."""
+    data = str(tmp_path / 'data')
+    generate_synthetic_a2d(data, num_train=2, num_test=1, num_missed=0,
+                           num_frames=8, height=32, width=32)
+    opts = ['train_cfg.max_epochs=1', 'default_hooks.logger.interval=1',
+            f'train_dataloader.dataset.data_root={data}',
+            'train_dataloader.dataset.indices=2',
+            'train_dataloader.batch_size=1',
+            'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False']
+    work = str(tmp_path / 'work')
+    seconds = _load().train(work, seed=0, cfg_options=opts)
+    assert seconds > 0
+    out = capsys.readouterr().out
+    # both iterations, with the loss and the ETA of the whole run
+    for i in (1, 2):
+        assert re.search(rf'^  \[train\] epoch 1 iter {i}/2 loss [0-9.]+ '
+                         r'eta \d+:\d\d:\d\d$', out, re.M), out
+    # the dataset's size is the one the run uses (indices=2)
+    assert re.search(r'^  A2DSentencesDataset: 2 samples \(of \d+ indexed; '
+                     r'indices=2\)', out, re.M), out
+    # the full output is in the log, the console only gets those lines
+    with open(osp.join(work, 'train.log')) as f:
+        log = f.read()
+    assert 'Epoch(train) [1][2/2]' in log and 'lr:' in log
+    assert 'lr:' not in out

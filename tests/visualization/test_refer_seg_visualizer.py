@@ -11,8 +11,8 @@ from mmengine.structures import PixelData
 from cmdyseg.registry import VISUALIZERS
 from cmdyseg.structures import ReferSegDataSample
 from cmdyseg.visualization import (PALETTE, ReferSegVisualizer,
-                                   draw_refer_overlay, imwrite_atomic,
-                                   overlay_mask)
+                                   caption_band_height, draw_refer_overlay,
+                                   imwrite_atomic, overlay_mask)
 
 H, W = 30, 40
 
@@ -77,6 +77,47 @@ def test_draw_refer_overlay_colours_each_sentence():
     assert (text[:8] != out[:8]).any()
     with pytest.raises(ValueError, match='2 masks for 1'):
         draw_refer_overlay(img, masks, ['one'])
+
+
+@pytest.mark.parametrize('caption', ['below', 'above'])
+def test_caption_band_leaves_a_small_frame_visible(caption):
+    """On a 128 x 96 frame the captions go into a band: no pixel of the
+    frame is covered by text (over the frame they cover its top rows)."""
+    h, w = 96, 128
+    img = np.full((h, w, 3), 90, np.uint8)
+    masks = [np.zeros((h, w), np.uint8) for _ in range(2)]
+    masks[0][60:80, 10:40] = 1
+    sentences = ['the red circle on the left of the picture',
+                 'a square moving up on the right']
+    bare = draw_refer_overlay(img, masks, sentences, draw_text=False)
+    band = caption_band_height(w, sentences)
+    assert band > 0 and band % 2 == 0
+    heights = set()
+    for scores in ([0.0, 0.5], [1.0, 0.25], [0.99, 0.07]):
+        out = draw_refer_overlay(img, masks, sentences, scores=scores,
+                                 caption=caption)
+        heights.add(out.shape)
+        frame_rows = slice(0, h) if caption == 'below' else slice(band, None)
+        band_rows = slice(h, None) if caption == 'below' else slice(0, band)
+        # the whole frame, masks included, is visible: 0% under captions
+        np.testing.assert_array_equal(out[frame_rows], bare)
+        # every sentence is in the band, in its colour (anti-aliased: the
+        # text pixels are that colour, dimmed)
+        text = out[band_rows].reshape(-1, 3).astype(np.float64)
+        text = text[text.max(1) > 80]
+        for color in PALETTE[:2]:
+            c = np.asarray(color, np.float64)
+            cos = text @ c / (np.linalg.norm(text, axis=1) *
+                              np.linalg.norm(c))
+            assert (cos > 0.995).any()
+    # the same band for every score, so every frame of a video has one size
+    assert heights == {(h + band, w, 3)}
+
+    over = draw_refer_overlay(img, masks, sentences, scores=[0.5, 0.5])
+    assert over.shape == img.shape
+    assert (over != bare).any(-1).mean() > 0.15  # why the band exists
+    with pytest.raises(ValueError, match=r"caption must be one of \('over'"):
+        draw_refer_overlay(img, masks, sentences, caption='side')
 
 
 def sample_with_masks():

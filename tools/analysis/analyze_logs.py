@@ -17,10 +17,22 @@ The logs are mmengine's scalar logs, ``<work_dir>/<timestamp>/vis_data/
 - Validation lines carry the metrics (``refer_seg/mIoU``, ...) and ``step``,
   which is the epoch for an epoch-based log and the iteration otherwise.
 
-A directory argument is a work dir (its newest ``<timestamp>`` run is
-read), a run dir or a ``vis_data`` dir. Curves are drawn against the
-training iteration: a validation point of epoch ``e`` is placed at the last
-logged training iteration of epoch ``e``.
+A directory argument is a work dir, a run dir or a ``vis_data`` dir. Of a
+work dir the training run is read: the newest ``<timestamp>`` run whose
+log has training lines (a test run written into the same work dir later
+has none, or no scalar log at all). When that run resumed from a
+checkpoint (its text log ``<timestamp>/<timestamp>.log`` says ``resumed
+epoch: E, iter: I``), the runs before it are merged in: their lines up to
+iteration ``I`` (validation up to epoch ``E``, or iteration ``I`` for an
+iteration-based log), then the resumed run's, so that the curve covers
+every iteration; where both have a line for the same iteration (or
+validation step) the later run's wins. Without a text log, a run is taken
+as resumed when its first training line comes after the previous run's
+first one. A run dir, ``vis_data`` dir or file is read alone.
+
+Curves are drawn against the training iteration: a validation point of
+epoch ``e`` is placed at the last logged training iteration of epoch
+``e``.
 """
 import argparse
 import json
@@ -31,11 +43,75 @@ import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from cmdyseg.utils.cli import run_cli
+from cmdyseg.utils.errors import UserInputError
+
 _TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
+# mmengine's Runner.resume() logs this line
+_RESUMED = re.compile(r'resumed epoch: (\d+), iter: (\d+)')
 
 
-class LogError(ValueError):
+class LogError(UserInputError, ValueError):
     """A log file is missing, empty or not an mmengine scalar log."""
+
+
+def _scalar_log(vis_data: str) -> Optional[str]:
+    """``<run>.json`` (else ``scalars.json``) of a ``vis_data`` folder."""
+    run = osp.basename(osp.dirname(osp.abspath(vis_data)))
+    for name in (f'{run}.json', 'scalars.json'):
+        if osp.isfile(osp.join(vis_data, name)):
+            return osp.join(vis_data, name)
+    return None
+
+
+def _is_work_dir(path: str) -> bool:
+    return (osp.isdir(path)
+            and osp.basename(osp.normpath(path)) != 'vis_data'
+            and not osp.isdir(osp.join(path, 'vis_data')))
+
+
+def _work_dir_runs(work_dir: str) -> List[Tuple[str, Optional[str]]]:
+    """``(run folder, scalar log or None)`` of every ``<timestamp>`` run of
+    a work dir, oldest first; raises when there is none."""
+    runs = sorted(
+        d for d in os.listdir(work_dir) if _TIMESTAMP.match(d)
+        and osp.isdir(osp.join(work_dir, d, 'vis_data')))
+    if not runs:
+        raise LogError(
+            f'no mmengine log in {work_dir}: expected <timestamp>/'
+            'vis_data/<timestamp>.json (a work dir), vis_data/ (a run dir) '
+            'or a .json file')
+    return [(osp.join(work_dir, d),
+             _scalar_log(osp.join(work_dir, d, 'vis_data'))) for d in runs]
+
+
+def _has_training_lines(path: str) -> bool:
+    """Whether a scalar log has a training line (``iter``); lines that do
+    not parse are left for :func:`load_json_log` to report."""
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and 'iter' in record:
+                return True
+    return False
+
+
+def _training_runs(work_dir: str) -> List[Tuple[str, str]]:
+    """``(run folder, scalar log)`` of the runs with training lines, oldest
+    first; when none has any, the newest run with a scalar log alone."""
+    runs = _work_dir_runs(work_dir)
+    with_log = [(run, log) for run, log in runs if log is not None]
+    if not with_log:
+        raise LogError(
+            f'no scalar log in any run of {work_dir} (runs: '
+            f'{[osp.basename(r) for r, _ in runs]}): expected <timestamp>/'
+            'vis_data/<timestamp>.json or scalars.json')
+    training = [(run, log) for run, log in with_log
+                if _has_training_lines(log)]
+    return training or with_log[-1:]
 
 
 def find_json_log(path: str) -> str:
@@ -43,8 +119,9 @@ def find_json_log(path: str) -> str:
 
     Args:
         path (str): a ``.json`` file, a ``vis_data`` folder, a run folder
-            ``<timestamp>`` or a work dir holding run folders (the newest
-            run, by timestamp name, is used).
+            ``<timestamp>`` or a work dir holding run folders (its training
+            run is used: the newest run whose log has training lines, or
+            the newest run with a log when none has).
 
     Returns:
         str: path of the scalar log ``<timestamp>.json`` (``scalars.json``
@@ -55,26 +132,83 @@ def find_json_log(path: str) -> str:
     if not osp.isdir(path):
         raise LogError(f'log not found: {path} is neither a file nor a '
                        'directory')
+    if _is_work_dir(path):
+        return _training_runs(path)[-1][1]
     folder = path
-    if not osp.basename(osp.normpath(folder)) == 'vis_data':
-        if osp.isdir(osp.join(folder, 'vis_data')):
-            folder = osp.join(folder, 'vis_data')
-        else:
-            runs = sorted(
-                d for d in os.listdir(folder) if _TIMESTAMP.match(d)
-                and osp.isdir(osp.join(folder, d, 'vis_data')))
-            if not runs:
-                raise LogError(
-                    f'no mmengine log in {path}: expected <timestamp>/'
-                    'vis_data/<timestamp>.json (a work dir), vis_data/ (a '
-                    'run dir) or a .json file')
-            folder = osp.join(folder, runs[-1], 'vis_data')
-    run = osp.basename(osp.dirname(osp.abspath(folder)))
-    for name in (f'{run}.json', 'scalars.json'):
-        if osp.isfile(osp.join(folder, name)):
-            return osp.join(folder, name)
-    raise LogError(f'no scalar log in {folder}: expected {run}.json or '
-                   'scalars.json')
+    if osp.basename(osp.normpath(folder)) != 'vis_data':
+        folder = osp.join(folder, 'vis_data')
+    log = _scalar_log(folder)
+    if log is None:
+        run = osp.basename(osp.dirname(osp.abspath(folder)))
+        raise LogError(f'no scalar log in {folder}: expected {run}.json or '
+                       'scalars.json')
+    return log
+
+
+def _resume_point(run: str, train: List[dict],
+                  previous_train: List[dict]) -> Optional[Tuple[int, int]]:
+    """``(epoch, iter)`` a run resumed from, or None if it started afresh.
+
+    Read from the run's text log (mmengine's ``resumed epoch: E, iter:
+    I``); without one, a run whose first training line comes after the
+    previous run's first one is taken as resumed just before that line.
+    """
+    text_log = osp.join(run, f'{osp.basename(run)}.log')
+    if osp.isfile(text_log):
+        with open(text_log, encoding='utf-8', errors='replace') as f:
+            for line in f:
+                match = _RESUMED.search(line)
+                if match:
+                    return int(match.group(1)), int(match.group(2))
+        return None
+    if not train or not previous_train:
+        return None
+    first = min(train, key=lambda r: r['iter'])
+    if first['iter'] <= min(r['iter'] for r in previous_train):
+        return None
+    return int(first.get('epoch', 1)) - 1, first['iter'] - 1
+
+
+def _merge(older: List[dict], newer: List[dict], key: str,
+           last: int) -> List[dict]:
+    """``older``'s records with ``key <= last``, then ``newer``'s, in
+    ``key`` order; ``newer`` wins a tie."""
+    merged = {r[key]: r for r in older if r[key] <= last}
+    merged.update({r[key]: r for r in newer})
+    return [merged[k] for k in sorted(merged)]
+
+
+def load_training_log(path: str) -> Tuple[List[dict], List[dict], List[str]]:
+    """The training and validation records of a work dir's training run,
+    merged with the runs it resumed from (see the module documentation),
+    or of one run dir / ``vis_data`` dir / file.
+
+    Returns:
+        tuple[list[dict], list[dict], list[str]]: training records (by
+        iteration), validation records, and the JSON logs read, oldest
+        first.
+    """
+    if not _is_work_dir(path):
+        log = find_json_log(path)
+        train, val = load_json_log(log)
+        return train, val, [log]
+    runs = _training_runs(path)
+    run, log = runs[-1]
+    train, val = load_json_log(log)
+    sources = [log]
+    own_train = train  # run k's own lines, without the runs merged in
+    for k in range(len(runs) - 1, 0, -1):
+        older_train, older_val = load_json_log(runs[k - 1][1])
+        point = _resume_point(runs[k][0], own_train, older_train)
+        if point is None:
+            break
+        epoch, it = point
+        by_epoch = any('epoch' in r for r in older_train + train)
+        train = _merge(older_train, train, 'iter', it)
+        val = _merge(older_val, val, 'step', epoch if by_epoch else it)
+        sources.insert(0, runs[k - 1][1])
+        own_train = older_train
+    return train, val, sources
 
 
 def load_json_log(path: str) -> Tuple[List[dict], List[dict]]:
@@ -195,17 +329,16 @@ def plot_curve(logs: Sequence[str],
     if legend is not None and len(legend) != len(logs):
         raise ValueError(f'--legend has {len(legend)} labels for '
                          f'{len(logs)} logs')
-    paths = [find_json_log(p) for p in logs]
+    loaded = [load_training_log(p) for p in logs]
     labels = list(legend) if legend is not None else list(logs)
     curves: Dict[str, Dict[str, tuple]] = OrderedDict()
-    for label, path in zip(labels, paths):
-        train, val = load_json_log(path)
+    for label, (train, val, sources) in zip(labels, loaded):
         curves[label] = OrderedDict()
         for key in keys:
             xs, ys = _series(train, val, key)
             if not xs:
                 raise LogError(
-                    f'{path} has no {key!r}; its keys are '
+                    f'{" + ".join(sources)} has no {key!r}; its keys are '
                     f'{_available_keys(train, val)}')
             curves[label][key] = (xs, ys)
 
@@ -251,13 +384,14 @@ def cal_train_time(log: str, include_outliers: bool = False) -> dict:
         include_outliers (bool): keep the first line of each epoch.
 
     Returns:
-        dict: ``log`` (the JSON path), ``epochs`` (``{epoch: mean s/iter}``),
-        ``slowest_epoch``, ``fastest_epoch``, ``std_over_epochs`` (s/iter)
-        and ``average_iter_time`` (s/iter, over all kept lines), ``iters``
-        (the last logged iteration).
+        dict: ``log`` (the JSON path; of a resumed run, the newest),
+        ``logs`` (every JSON log read, oldest first), ``epochs``
+        (``{epoch: mean s/iter}``), ``slowest_epoch``, ``fastest_epoch``,
+        ``std_over_epochs`` (s/iter) and ``average_iter_time`` (s/iter,
+        over all kept lines), ``iters`` (the last logged iteration).
     """
-    path = find_json_log(log)
-    train, _ = load_json_log(path)
+    train, _, sources = load_training_log(log)
+    path = sources[-1]
     train = [r for r in train if 'time' in r]
     if not train:
         raise LogError(f'{path} has no training lines with "time" (is it '
@@ -275,6 +409,7 @@ def cal_train_time(log: str, include_outliers: bool = False) -> dict:
     std = math.sqrt(sum((m - avg)**2 for m in means.values()) / len(means))
     return dict(
         log=path,
+        logs=sources,
         epochs=means,
         slowest_epoch=max(means, key=means.get),
         fastest_epoch=min(means, key=means.get),
@@ -323,6 +458,9 @@ def main(argv=None):
             res = cal_train_time(log, args.include_outliers)
             epochs = res['epochs']
             print(f'-----Analyze train time of {res["log"]}-----')
+            if len(res['logs']) > 1:
+                print('resumed run, merged with: ' +
+                      ', '.join(res['logs'][:-1]))
             print(f'iterations logged up to {res["iters"]}')
             print(f'slowest epoch {res["slowest_epoch"]}, average time is '
                   f'{epochs[res["slowest_epoch"]]:.4f} s/iter')
@@ -338,4 +476,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    # bad input: one line and status 1; --debug / CMDYSEG_DEBUG=1 for the
+    # traceback
+    run_cli(main, prog='analyze_logs.py')

@@ -9,6 +9,7 @@ from mmengine.structures import PixelData
 
 from cmdyseg.registry import TRANSFORMS
 from cmdyseg.structures import ReferSegDataSample
+from .processing import str_keys
 
 
 @TRANSFORMS.register_module()
@@ -58,8 +59,11 @@ class PackReferSegInputs(BaseTransform):
                                                       'sample_idx'),
                  with_gt_mask: bool = True,
                  with_ori_mask: bool = False) -> None:
-        self.meta_keys = tuple(meta_keys)
-        self.optional_meta_keys = tuple(optional_meta_keys)
+        self.meta_keys = str_keys('PackReferSegInputs', 'meta_keys',
+                                  meta_keys)
+        self.optional_meta_keys = str_keys('PackReferSegInputs',
+                                           'optional_meta_keys',
+                                           optional_meta_keys)
         self.with_gt_mask = with_gt_mask
         self.with_ori_mask = with_ori_mask
 

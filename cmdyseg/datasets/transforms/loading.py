@@ -37,9 +37,12 @@ class SampleReferClip(BaseTransform):
     """
 
     def __init__(self, clip_len: int = 16, frame_interval: int = 1) -> None:
-        if clip_len < 1 or frame_interval < 1:
-            raise ValueError('clip_len and frame_interval must be >= 1, got '
-                             f'{clip_len}, {frame_interval}')
+        for option, value in (('clip_len', clip_len), ('frame_interval',
+                                                       frame_interval)):
+            if isinstance(value, bool) or not isinstance(
+                    value, (int, np.integer)) or value < 1:
+                raise ValueError(f'SampleReferClip: {option} must be an int '
+                                 f'>= 1, got {value!r}')
         self.clip_len = clip_len
         self.frame_interval = frame_interval
 
@@ -103,6 +106,9 @@ class LoadJHMDBPuppetMask(BaseTransform):
     """
 
     def __init__(self, key: str = 'part_mask') -> None:
+        if not isinstance(key, str) or not key:
+            raise ValueError('LoadJHMDBPuppetMask: key must be the name of a '
+                             f"variable of the .mat file, got {key!r}")
         self.key = key
 
     def transform(self, results: dict) -> dict:

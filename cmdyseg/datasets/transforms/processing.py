@@ -11,9 +11,25 @@ from typing import Sequence
 import mmcv
 import numpy as np
 from mmaction.datasets.transforms import Flip
+from mmcv.image.geometric import cv2_interp_codes
 from mmcv.transforms import BaseTransform
 
 from cmdyseg.registry import TRANSFORMS
+
+
+def str_keys(owner: str, option: str, keys) -> tuple:
+    """``keys`` as a tuple of str: one str is one key (``tuple('gt_mask')``
+    would be its letters); anything else is a one-line ``ValueError``."""
+    if isinstance(keys, str):
+        return (keys, )
+    try:
+        keys = tuple(keys)
+    except TypeError:
+        keys = None
+    if keys is None or not all(isinstance(k, str) for k in keys):
+        raise ValueError(f'{owner}: {option} must be a str or a sequence of '
+                         f'str, got {keys!r}')
+    return keys
 
 
 @TRANSFORMS.register_module()
@@ -36,7 +52,11 @@ class ResizeMask(BaseTransform):
     def __init__(self,
                  keys: Sequence[str] = ('gt_mask', ),
                  interpolation: str = 'nearest') -> None:
-        self.keys = tuple(keys)
+        self.keys = str_keys('ResizeMask', 'keys', keys)
+        if interpolation not in cv2_interp_codes:
+            raise ValueError('ResizeMask: interpolation must be one of '
+                             f'{tuple(cv2_interp_codes)}, got '
+                             f'{interpolation!r}')
         self.interpolation = interpolation
 
     def transform(self, results: dict) -> dict:
@@ -142,9 +162,21 @@ class ReferFlip(Flip):
                  flip_ratio: float = 0.5,
                  swap_words: bool = True,
                  word_pairs: Sequence = FLIP_WORD_PAIRS) -> None:
+        if isinstance(flip_ratio, bool) or not isinstance(
+                flip_ratio, (int, float)) or not 0 <= flip_ratio <= 1:
+            raise ValueError('ReferFlip: flip_ratio must be a number in '
+                             f'[0, 1], got {flip_ratio!r}')
         super().__init__(flip_ratio=flip_ratio, direction='horizontal')
         self.swap_words = swap_words
-        self.word_pairs = tuple(tuple(p) for p in word_pairs)
+        try:
+            self.word_pairs = tuple(tuple(p) for p in word_pairs)
+        except TypeError:
+            self.word_pairs = None
+        if self.word_pairs is None or not all(
+                len(p) == 2 and all(isinstance(w, str) and w for w in p)
+                for p in self.word_pairs):
+            raise ValueError('ReferFlip: word_pairs must be (word, '
+                             f'mirrored word) pairs, got {word_pairs!r}')
 
     def transform(self, results: dict) -> dict:
         results.setdefault('modality', 'RGB')
