@@ -16,10 +16,11 @@ stop with that message (``on_missing='error'``) or skip the file and count it
   is a v7.3 (HDF5) one, where the axes come reversed (``T x W x H``).
 - Videos (``.mp4``) probed with OpenCV; frame folders with 1-based names.
 """
+import contextlib
 import os
 import os.path as osp
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import h5py
@@ -263,6 +264,21 @@ def load_puppet_mask(path: str, frame_index: int,
     return (frames[:, :, frame_index] > 0).astype(np.uint8)
 
 
+@contextlib.contextmanager
+def _open_video(path: str) -> Iterator[cv2.VideoCapture]:
+    """An opened ``cv2.VideoCapture``, released afterwards; a missing or
+    unopenable file is a :class:`DataFileError`."""
+    if not osp.isfile(path):
+        raise DataFileError(path, 'video file does not exist')
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            raise DataFileError(path, 'OpenCV cannot open the video')
+        yield cap
+    finally:
+        cap.release()
+
+
 def probe_video(path: str) -> int:
     """Number of frames of a video file, checking that it decodes.
 
@@ -270,16 +286,9 @@ def probe_video(path: str) -> int:
         DataFileError: missing file, not openable by OpenCV, no frame count
             or first frame not decodable.
     """
-    if not osp.isfile(path):
-        raise DataFileError(path, 'video file does not exist')
-    cap = cv2.VideoCapture(path)
-    try:
-        if not cap.isOpened():
-            raise DataFileError(path, 'OpenCV cannot open the video')
+    with _open_video(path) as cap:
         num = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         ok, _ = cap.read()
-    finally:
-        cap.release()
     if num <= 0 or not ok:
         raise DataFileError(path, f'video does not decode (frame count '
                             f'{num}, first frame read ok: {ok})')
@@ -331,12 +340,7 @@ def check_video_frames(path: str, frame_inds: Sequence[int]) -> None:
         DataFileError: missing or unopenable file, or the first frame of
             ``frame_inds`` that does not decode.
     """
-    if not osp.isfile(path):
-        raise DataFileError(path, 'video file does not exist')
-    cap = cv2.VideoCapture(path)
-    try:
-        if not cap.isOpened():
-            raise DataFileError(path, 'OpenCV cannot open the video')
+    with _open_video(path) as cap:
         num = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         for ind in sorted({int(i) for i in frame_inds}):
             cap.set(cv2.CAP_PROP_POS_FRAMES, ind)
@@ -345,5 +349,3 @@ def check_video_frames(path: str, frame_inds: Sequence[int]) -> None:
                 raise DataFileError(
                     path, f'frame {ind} (0-based) does not decode (the '
                     f'video claims {num} frames)')
-    finally:
-        cap.release()
