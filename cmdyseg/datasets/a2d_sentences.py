@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
 from cmdyseg.registry import DATASETS
+from cmdyseg.utils.errors import InvalidInputError
 from .base_refer_dataset import (BaseReferSegDataset, check_filename_tmpl,
                                  normalize_sentence)
 from .file_io import (DataFileError, count_frame_files, probe_video,
@@ -53,8 +54,8 @@ def parse_a2d_annotation(path: str,
             that is not an integer, naming file and line.
     """
     if copy_instance not in ('drop', 'keep'):
-        raise ValueError(f"copy_instance must be 'drop' or 'keep', got "
-                         f'{copy_instance!r}')
+        raise InvalidInputError(f"copy_instance must be 'drop' or 'keep', got "
+                                f'{copy_instance!r}')
     stats = Counter(
         rows=0,
         kept=0,
@@ -67,15 +68,17 @@ def parse_a2d_annotation(path: str,
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
         if header != ['video_id', 'instance_id', 'query']:
-            raise ValueError(f'{path}:1: expected header '
-                             f"'video_id,instance_id,query', got {header}")
+            raise InvalidInputError(
+                f'{path}:1: expected header '
+                f"'video_id,instance_id,query', got {header}")
         for fields in reader:
             line = reader.line_num
             if not fields or not ''.join(fields).strip():
                 continue
             if len(fields) < 3:
-                raise ValueError(f'{path}:{line}: expected 3 fields, got '
-                                 f'{fields}')
+                raise InvalidInputError(
+                    f'{path}:{line}: expected 3 fields, got '
+                    f'{fields}')
             stats['rows'] += 1
             video_id, raw_inst = fields[0].strip(), fields[1].strip()
             query = ','.join(fields[2:])  # an unquoted comma in the query
@@ -88,11 +91,12 @@ def parse_a2d_annotation(path: str,
                 stats['copy_kept'] += 1
                 instance_id = int(_COPY_RE.match(raw_inst).group(1))
             else:
-                raise ValueError(f'{path}:{line}: instance_id {raw_inst!r} '
-                                 'is not an integer')
+                raise InvalidInputError(
+                    f'{path}:{line}: instance_id {raw_inst!r} '
+                    'is not an integer')
             sentence = normalize_sentence(query)
             if not sentence:
-                raise ValueError(f'{path}:{line}: empty query')
+                raise InvalidInputError(f'{path}:{line}: empty query')
             if sentence != query:
                 stats['spaces_fixed'] += 1
             key = (video_id, instance_id, sentence.lower())
@@ -126,8 +130,9 @@ def parse_a2d_videoset(path: str) -> Dict[str, Dict]:
             if not fields or not ''.join(fields).strip():
                 continue
             if len(fields) != 9:
-                raise ValueError(f'{path}:{line}: expected 9 columns, got '
-                                 f'{len(fields)}: {fields}')
+                raise InvalidInputError(
+                    f'{path}:{line}: expected 9 columns, got '
+                    f'{len(fields)}: {fields}')
             vid = fields[0].strip()
             try:
                 info = dict(
@@ -138,10 +143,10 @@ def parse_a2d_videoset(path: str) -> Dict[str, Dict]:
                     annotated_frames=int(fields[7]),
                     subset=int(fields[8]))
             except ValueError as e:
-                raise ValueError(f'{path}:{line}: {e}') from e
+                raise InvalidInputError(f'{path}:{line}: {e}') from e
             if vid in videos:
-                raise ValueError(f'{path}:{line}: video {vid!r} listed '
-                                 'twice')
+                raise InvalidInputError(f'{path}:{line}: video {vid!r} listed '
+                                        'twice')
             videos[vid] = info
     return videos
 
@@ -235,11 +240,13 @@ class A2DSentencesDataset(BaseReferSegDataset):
             ('copy_instance', copy_instance, self.COPY_INSTANCE),
         ):
             if value not in valid:
-                raise ValueError(f'{name}: {option} must be one of {valid}, '
-                                 f'got {value!r}')
+                raise InvalidInputError(
+                    f'{name}: {option} must be one of {valid}, '
+                    f'got {value!r}')
         if frame_dir is not None and not isinstance(frame_dir, str):
-            raise ValueError(f'{name}: frame_dir must be a folder path or '
-                             f'None, got {frame_dir!r}')
+            raise InvalidInputError(
+                f'{name}: frame_dir must be a folder path or '
+                f'None, got {frame_dir!r}')
         check_filename_tmpl(name, filename_tmpl)
         self.split = split
         self.videoset_file = videoset_file
@@ -256,8 +263,8 @@ class A2DSentencesDataset(BaseReferSegDataset):
             **kwargs)
 
     # ------------------------------------------------------------------
-    def decode_actor_action(
-            self, code: int) -> Tuple[Optional[str], Optional[str]]:
+    def decode_actor_action(self,
+                            code: int) -> Tuple[Optional[str], Optional[str]]:
         """``(actor name, action name)`` of an actor-action code, None for
         a part outside ``metainfo`` (or for code -1)."""
         if code is None or code < 0:
@@ -348,7 +355,7 @@ class A2DSentencesDataset(BaseReferSegDataset):
                 stats['missed_rows'] += 1
                 continue
             if vid not in videos:
-                raise ValueError(
+                raise InvalidInputError(
                     f'{self.ann_file}:{row["line"]}: video {vid!r} is not '
                     f'in {videoset_path}')
             if videos[vid]['subset'] != wanted:

@@ -10,6 +10,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
+from cmdyseg.utils.errors import InvalidInputError
 from .file_io import (DataFileError, check_frame_file, check_video_frames,
                       probe_video)
 
@@ -33,9 +34,10 @@ def check_filename_tmpl(owner: str, filename_tmpl) -> str:
     except (AttributeError, IndexError, KeyError, ValueError, TypeError):
         ok = False
     if not ok:
-        raise ValueError(f'{owner}: filename_tmpl must be a str.format '
-                         "template of the frame number, e.g. '{:05d}.jpg', "
-                         f'got {filename_tmpl!r}')
+        raise InvalidInputError(
+            f'{owner}: filename_tmpl must be a str.format '
+            "template of the frame number, e.g. '{:05d}.jpg', "
+            f'got {filename_tmpl!r}')
     return filename_tmpl
 
 
@@ -94,17 +96,19 @@ class BaseReferSegDataset(BaseDataset):
     def __init__(self, *args, on_missing: str = 'error', **kwargs) -> None:
         name = type(self).__name__
         if on_missing not in self.ON_MISSING:
-            raise ValueError(f'{name}: on_missing must be one of '
-                             f'{self.ON_MISSING}, got {on_missing!r}')
+            raise InvalidInputError(f'{name}: on_missing must be one of '
+                                    f'{self.ON_MISSING}, got {on_missing!r}')
         data_prefix = kwargs.get('data_prefix', {})
         if not isinstance(data_prefix, dict):
-            raise ValueError(f'{name}: data_prefix must be a dict with the '
-                             f'keys {self.PREFIX_KEYS}, got {data_prefix!r}')
+            raise InvalidInputError(
+                f'{name}: data_prefix must be a dict with the '
+                f'keys {self.PREFIX_KEYS}, got {data_prefix!r}')
         for key in self.PREFIX_KEYS:
             if key not in data_prefix:
-                raise ValueError(f'{name}: data_prefix needs a {key!r} '
-                                 f'entry (keys: {self.PREFIX_KEYS}), got '
-                                 f'{data_prefix}')
+                raise InvalidInputError(
+                    f'{name}: data_prefix needs a {key!r} '
+                    f'entry (keys: {self.PREFIX_KEYS}), got '
+                    f'{data_prefix}')
         self.on_missing = on_missing
         self.skipped: List[Tuple[str, str]] = []
         self.num_skipped_at_load = 0
@@ -148,8 +152,8 @@ class BaseReferSegDataset(BaseDataset):
             named.sample_named = True
             raise named from None
         self.skipped.append((err.path, err.reason))
-        warnings.warn(f'{type(self).__name__}: skipping {what}: {err}',
-                      stacklevel=2)
+        warnings.warn(
+            f'{type(self).__name__}: skipping {what}: {err}', stacklevel=2)
 
     def _index_progress(self, total: int, unit: str):
         """A function ``done -> None`` to call while indexing ``total``
@@ -251,8 +255,9 @@ class BaseReferSegDataset(BaseDataset):
         except DataFileError as found:
             return found
         if isinstance(err, OSError) and err.filename:
-            return DataFileError(err.filename, f'{type(err).__name__}: '
-                                 f'{err.strerror or err}')
+            return DataFileError(
+                err.filename, f'{type(err).__name__}: '
+                f'{err.strerror or err}')
         return None
 
     def prepare_data(self, idx: int) -> Any:

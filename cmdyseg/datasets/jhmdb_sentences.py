@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Dict, List, Tuple
 
 from cmdyseg.registry import DATASETS
+from cmdyseg.utils.errors import InvalidInputError
 from .base_refer_dataset import (BaseReferSegDataset, check_filename_tmpl,
                                  normalize_sentence)
 from .file_io import DataFileError, count_frame_files, puppet_mask_shape
@@ -28,21 +29,24 @@ def parse_jhmdb_annotation(path: str) -> Tuple[List[Dict], Dict]:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
         if header != ['video_id', 'query']:
-            raise ValueError(f"{path}:1: expected header 'video_id,query', "
-                             f'got {header}')
+            raise InvalidInputError(
+                f"{path}:1: expected header 'video_id,query', "
+                f'got {header}')
         for fields in reader:
             line = reader.line_num
             if not fields or not ''.join(fields).strip():
                 continue
             if len(fields) < 2:
-                raise ValueError(f'{path}:{line}: expected 2 fields, got '
-                                 f'{fields}')
+                raise InvalidInputError(
+                    f'{path}:{line}: expected 2 fields, got '
+                    f'{fields}')
             stats['rows'] += 1
             video_id = fields[0].strip()
             query = ','.join(fields[1:])
             sentence = normalize_sentence(query)
             if not video_id or not sentence:
-                raise ValueError(f'{path}:{line}: empty video id or query')
+                raise InvalidInputError(
+                    f'{path}:{line}: empty video id or query')
             if sentence != query:
                 stats['spaces_fixed'] += 1
             key = (video_id, sentence.lower())
@@ -64,8 +68,9 @@ def uniform_frame_ids(num_frames: int, num_samples: int) -> List[int]:
     [7, 21, 34]
     """
     if num_frames < 1 or num_samples < 1:
-        raise ValueError(f'need num_frames >= 1 and num_samples >= 1, got '
-                         f'{num_frames}, {num_samples}')
+        raise InvalidInputError(
+            f'need num_frames >= 1 and num_samples >= 1, got '
+            f'{num_frames}, {num_samples}')
     ids = [(2 * k + 1) * num_frames // (2 * num_samples) + 1
            for k in range(num_samples)]
     return sorted(set(ids))
@@ -116,17 +121,20 @@ class JHMDBSentencesDataset(BaseReferSegDataset):
                  **kwargs) -> None:
         name = type(self).__name__
         if split != 'test':
-            raise ValueError(f"{name}: split must be one of ('test',) "
-                             '(J-HMDB Sentences only has a test split), got '
-                             f'{split!r}')
+            raise InvalidInputError(
+                f"{name}: split must be one of ('test',) "
+                '(J-HMDB Sentences only has a test split), got '
+                f'{split!r}')
         if isinstance(num_frames_per_video, bool) or not isinstance(
                 num_frames_per_video, int) or num_frames_per_video < 1:
-            raise ValueError(f'{name}: num_frames_per_video must be an int '
-                             f'>= 1, got {num_frames_per_video!r}')
+            raise InvalidInputError(
+                f'{name}: num_frames_per_video must be an int '
+                f'>= 1, got {num_frames_per_video!r}')
         check_filename_tmpl(name, filename_tmpl)
         if not isinstance(mask_name, str) or not mask_name:
-            raise ValueError(f'{name}: mask_name must be a file name, got '
-                             f'{mask_name!r}')
+            raise InvalidInputError(
+                f'{name}: mask_name must be a file name, got '
+                f'{mask_name!r}')
         self.split = split
         self.filename_tmpl = filename_tmpl
         self.mask_name = mask_name
@@ -169,16 +177,16 @@ class JHMDBSentencesDataset(BaseReferSegDataset):
             vid = row['video_id']
             found = actions.get(vid, [])
             if len(found) > 1:
-                raise ValueError(f'video {vid!r} is in several action '
-                                 f'folders of {self.data_prefix["frame"]}: '
-                                 f'{found}')
+                raise InvalidInputError(
+                    f'video {vid!r} is in several action '
+                    f'folders of {self.data_prefix["frame"]}: '
+                    f'{found}')
             try:
                 if not found:
                     raise DataFileError(
                         osp.join(self.data_prefix['frame'], '*', vid),
                         'frame folder does not exist')
-                frame_dir = osp.join(self.data_prefix['frame'], found[0],
-                                     vid)
+                frame_dir = osp.join(self.data_prefix['frame'], found[0], vid)
                 mask_path = osp.join(self.data_prefix['mask'], found[0], vid,
                                      self.mask_name)
                 num_images = count_frame_files(frame_dir, self.filename_tmpl)

@@ -9,6 +9,7 @@ from mmengine.structures import PixelData
 
 from cmdyseg.registry import TRANSFORMS
 from cmdyseg.structures import ReferSegDataSample
+from cmdyseg.utils.errors import InvalidInputError
 from .processing import str_keys
 
 
@@ -52,15 +53,13 @@ class PackReferSegInputs(BaseTransform):
                                              'instance_id', 'sentence',
                                              'ori_shape', 'img_shape',
                                              'actor_action'),
-                 optional_meta_keys: Sequence[str] = ('flip',
-                                                      'flip_direction',
+                 optional_meta_keys: Sequence[str] = ('flip', 'flip_direction',
                                                       'ori_sentence',
                                                       'key_frame_index',
                                                       'sample_idx'),
                  with_gt_mask: bool = True,
                  with_ori_mask: bool = False) -> None:
-        self.meta_keys = str_keys('PackReferSegInputs', 'meta_keys',
-                                  meta_keys)
+        self.meta_keys = str_keys('PackReferSegInputs', 'meta_keys', meta_keys)
         self.optional_meta_keys = str_keys('PackReferSegInputs',
                                            'optional_meta_keys',
                                            optional_meta_keys)
@@ -75,13 +74,14 @@ class PackReferSegInputs(BaseTransform):
                            'transform or turn the option off')
         mask = np.asarray(results[key])
         if mask.shape != tuple(shape):
-            raise ValueError(
+            raise InvalidInputError(
                 f'{key} of video {results.get("video_id")!r} frame '
                 f'{results.get("frame_id")} has shape {mask.shape} but '
                 f'{shape_name} is {tuple(shape)} (mask file '
                 f'{results.get("mask_path")})')
-        return PixelData(data=torch.from_numpy(
-            np.ascontiguousarray(mask, dtype=np.uint8)[None]))
+        return PixelData(
+            data=torch.from_numpy(
+                np.ascontiguousarray(mask, dtype=np.uint8)[None]))
 
     def transform(self, results: dict) -> dict:
         if 'ori_shape' not in results and 'original_shape' in results:
@@ -103,17 +103,15 @@ class PackReferSegInputs(BaseTransform):
         sample = ReferSegDataSample()
         if self.with_gt_mask:
             sample.gt_mask = self._mask_data(results, 'gt_mask',
-                                             results['img_shape'],
-                                             'img_shape')
+                                             results['img_shape'], 'img_shape')
         if self.with_ori_mask:
             sample.ori_gt_mask = self._mask_data(results, 'ori_gt_mask',
                                                  results['ori_shape'],
                                                  'ori_shape')
         meta = {k: results[k] for k in self.meta_keys}
-        meta.update({
-            k: results[k]
-            for k in self.optional_meta_keys if k in results
-        })
+        meta.update(
+            {k: results[k]
+             for k in self.optional_meta_keys if k in results})
         sample.set_metainfo(meta)
         return dict(inputs=inputs, data_samples=sample)
 

@@ -13,6 +13,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from cmdyseg.registry import TRANSFORMS
+from cmdyseg.utils.errors import InvalidInputError
 from ..file_io import load_a2d_instance_mask, load_puppet_mask
 
 
@@ -39,10 +40,13 @@ class SampleReferClip(BaseTransform):
     def __init__(self, clip_len: int = 16, frame_interval: int = 1) -> None:
         for option, value in (('clip_len', clip_len), ('frame_interval',
                                                        frame_interval)):
-            if isinstance(value, bool) or not isinstance(
-                    value, (int, np.integer)) or value < 1:
-                raise ValueError(f'SampleReferClip: {option} must be an int '
-                                 f'>= 1, got {value!r}')
+            if isinstance(
+                    value,
+                    bool) or not isinstance(value,
+                                            (int, np.integer)) or value < 1:
+                raise InvalidInputError(
+                    f'SampleReferClip: {option} must be an int '
+                    f'>= 1, got {value!r}')
         self.clip_len = clip_len
         self.frame_interval = frame_interval
 
@@ -107,8 +111,9 @@ class LoadJHMDBPuppetMask(BaseTransform):
 
     def __init__(self, key: str = 'part_mask') -> None:
         if not isinstance(key, str) or not key:
-            raise ValueError('LoadJHMDBPuppetMask: key must be the name of a '
-                             f"variable of the .mat file, got {key!r}")
+            raise InvalidInputError(
+                'LoadJHMDBPuppetMask: key must be the name of a '
+                f"variable of the .mat file, got {key!r}")
         self.key = key
 
     def transform(self, results: dict) -> dict:

@@ -15,6 +15,7 @@ from mmcv.image.geometric import cv2_interp_codes
 from mmcv.transforms import BaseTransform
 
 from cmdyseg.registry import TRANSFORMS
+from cmdyseg.utils.errors import InvalidInputError
 
 
 def str_keys(owner: str, option: str, keys) -> tuple:
@@ -27,8 +28,9 @@ def str_keys(owner: str, option: str, keys) -> tuple:
     except TypeError:
         keys = None
     if keys is None or not all(isinstance(k, str) for k in keys):
-        raise ValueError(f'{owner}: {option} must be a str or a sequence of '
-                         f'str, got {keys!r}')
+        raise InvalidInputError(
+            f'{owner}: {option} must be a str or a sequence of '
+            f'str, got {keys!r}')
     return keys
 
 
@@ -54,15 +56,15 @@ class ResizeMask(BaseTransform):
                  interpolation: str = 'nearest') -> None:
         self.keys = str_keys('ResizeMask', 'keys', keys)
         if interpolation not in cv2_interp_codes:
-            raise ValueError('ResizeMask: interpolation must be one of '
-                             f'{tuple(cv2_interp_codes)}, got '
-                             f'{interpolation!r}')
+            raise InvalidInputError('ResizeMask: interpolation must be one of '
+                                    f'{tuple(cv2_interp_codes)}, got '
+                                    f'{interpolation!r}')
         self.interpolation = interpolation
 
     def transform(self, results: dict) -> dict:
         for crop_key in ('crop_bbox', 'crop_quadruple'):
             if crop_key in results:
-                raise ValueError(
+                raise InvalidInputError(
                     f'ResizeMask cannot follow a crop ({crop_key!r} in '
                     'results): only resizes of the whole clip are supported')
         h, w = results['img_shape']
@@ -130,8 +132,7 @@ def swap_left_right(sentence: str, pairs=FLIP_WORD_PAIRS) -> str:
     pattern = re.compile(rf'(?<![A-Za-z])({alternatives})(?![A-Za-z])',
                          re.IGNORECASE)
     return pattern.sub(
-        lambda m: _match_case(table[m.group(1).lower()], m.group(1)),
-        sentence)
+        lambda m: _match_case(table[m.group(1).lower()], m.group(1)), sentence)
 
 
 @TRANSFORMS.register_module()
@@ -164,8 +165,9 @@ class ReferFlip(Flip):
                  word_pairs: Sequence = FLIP_WORD_PAIRS) -> None:
         if isinstance(flip_ratio, bool) or not isinstance(
                 flip_ratio, (int, float)) or not 0 <= flip_ratio <= 1:
-            raise ValueError('ReferFlip: flip_ratio must be a number in '
-                             f'[0, 1], got {flip_ratio!r}')
+            raise InvalidInputError(
+                'ReferFlip: flip_ratio must be a number in '
+                f'[0, 1], got {flip_ratio!r}')
         super().__init__(flip_ratio=flip_ratio, direction='horizontal')
         self.swap_words = swap_words
         try:
@@ -175,8 +177,9 @@ class ReferFlip(Flip):
         if self.word_pairs is None or not all(
                 len(p) == 2 and all(isinstance(w, str) and w for w in p)
                 for p in self.word_pairs):
-            raise ValueError('ReferFlip: word_pairs must be (word, '
-                             f'mirrored word) pairs, got {word_pairs!r}')
+            raise InvalidInputError(
+                'ReferFlip: word_pairs must be (word, '
+                f'mirrored word) pairs, got {word_pairs!r}')
 
     def transform(self, results: dict) -> dict:
         results.setdefault('modality', 'RGB')
