@@ -1,4 +1,5 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
+from .jf_metric import JFMetric
 from .refer_seg_metric import ReferSegMetric
 
-__all__ = ['ReferSegMetric']
+__all__ = ['ReferSegMetric', 'JFMetric']
