@@ -48,7 +48,7 @@ from cmdyseg import fileio
 from cmdyseg.apis import (VideoReadError, VideoSource, check_sentences,
                           inference_model, init_model)
 from cmdyseg.fileio import replace_dir
-from cmdyseg.utils.cli import run_cli
+from cmdyseg.utils.cli import DEBUG_HELP, run_cli
 from cmdyseg.utils.errors import UserInputError
 from cmdyseg.visualization import (caption_band_height, draw_refer_overlay,
                                    imwrite_atomic)
@@ -68,7 +68,8 @@ class DemoError(UserInputError):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Referring video segmentation demo (cmdyseg)')
+        description='Referring video segmentation demo (cmdyseg)',
+        epilog=DEBUG_HELP)
     parser.add_argument('video', help='video file or folder of frames')
     parser.add_argument('sentence', help='referring expression')
     parser.add_argument(

@@ -32,6 +32,7 @@ from cmdyseg.utils.cli import (DEBUG_HELP, FailedStartCleanup,
                                check_data_roots, load_config, run_cli)
 from cmdyseg.utils.config_check import (check_cfg_options, check_config,
                                         merge_cfg_options)
+from cmdyseg.utils.errors import InvalidInputError
 from cmdyseg.utils.runtime import (add_launch_args, destroy_dist,
                                    init_dist_without_cuda, parse_launch_args,
                                    set_dist_backend, set_work_dir)
@@ -88,12 +89,12 @@ def merge_args(cfg, args):
             refer = [m for m in metrics if m.get('type') in (
                 'ReferSegMetric', 'cmdyseg.ReferSegMetric')]
             if not refer:
-                raise SystemExit('--dump *.json needs a ReferSegMetric in '
-                                 'test_evaluator')
+                raise InvalidInputError(
+                    '--dump *.json needs a ReferSegMetric in test_evaluator')
             refer[0]['dump_rle'] = args.dump
         else:
-            raise SystemExit(f'--dump must end in .pkl or .json, got '
-                             f'{args.dump!r}')
+            raise InvalidInputError(
+                f'--dump must end in .pkl or .json, got {args.dump!r}')
         cfg.test_evaluator = [ConfigDict(m) for m in metrics]
 
     if args.show_dir is not None:

@@ -28,6 +28,7 @@ from cmdyseg.utils.cli import (DEBUG_HELP, FailedStartCleanup,
                                check_data_roots, load_config, run_cli)
 from cmdyseg.utils.config_check import (check_cfg_options, check_config,
                                         merge_cfg_options)
+from cmdyseg.utils.errors import InvalidInputError
 from cmdyseg.utils.runtime import (add_launch_args, destroy_dist,
                                    init_dist_without_cuda, parse_launch_args,
                                    set_dist_backend, set_work_dir)
@@ -94,7 +95,7 @@ def merge_args(cfg, args):
         else:
             import torch
             if not torch.cuda.is_available():
-                raise SystemExit(
+                raise InvalidInputError(
                     '--amp needs a CUDA device: mmengine runs mixed '
                     'precision only on accelerators')
             optim_wrapper.type = 'AmpOptimWrapper'
@@ -111,8 +112,8 @@ def merge_args(cfg, args):
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or \
                 'base_batch_size' not in cfg.auto_scale_lr:
-            raise SystemExit('--auto-scale-lr: the config has no '
-                             'auto_scale_lr.base_batch_size')
+            raise InvalidInputError('--auto-scale-lr: the config has no '
+                                    'auto_scale_lr.base_batch_size')
         cfg.auto_scale_lr.enable = True
 
     if args.seed is not None or args.deterministic:
