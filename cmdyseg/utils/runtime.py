@@ -23,39 +23,46 @@ CFG_OPTIONS_HELP = (
 
 class CfgOptionsAction(DictAction):
     """``--cfg-options`` as mmengine's :class:`DictAction` parses it
-    (``a=1 b.c=x,y d=[1,2] e=(1,2) f=true g=None``), with an argparse error
-    that names an item without ``=`` or with an empty key (DictAction
-    stops with "not enough values to unpack"), or with unbalanced
-    brackets."""
+    (``a=1 b.c=x,y d=[1,2] e=(1,2) f=true g=None``), with a
+    :class:`~cmdyseg.utils.errors.ConfigError` (one line from the tools,
+    status 1, like every other bad option) that names an item without
+    ``=`` or with an empty key (DictAction stops with "not enough values to
+    unpack"), or with unbalanced brackets."""
 
     def __call__(self, parser, namespace, values, option_string=None):
+        from cmdyseg.utils.errors import ConfigError
+
+        def error(message):
+            raise ConfigError(message)
+
         options = dict(getattr(namespace, self.dest, None) or {})
         for item in values or ():
             key, sep, value = item.partition('=')
             if not sep:
                 hint = (': the config path goes before --cfg-options'
                         if item.endswith('.py') else '')
-                parser.error(f'{option_string}: {item!r} is not KEY=VALUE '
-                             f'(no spaces around "="){hint}')
+                error(f'{option_string}: {item!r} is not KEY=VALUE '
+                      f'(no spaces around "="){hint}')
             if not key or '' in key.split('.'):
                 what = 'an empty key' if not key else \
                     f'an empty part in its key {key!r}'
-                parser.error(f'{option_string}: {item!r} has {what} '
-                             '(KEY=VALUE, KEY a dotted path such as '
-                             'train_cfg.max_epochs)')
+                error(f'{option_string}: {item!r} has {what} '
+                      '(KEY=VALUE, KEY a dotted path such as '
+                      'train_cfg.max_epochs)')
             try:
                 options[key] = self._parse_iterable(value)
             except AssertionError:  # DictAction's bracket check
-                parser.error(f'{option_string}: {item!r} has unbalanced '
-                             'brackets')
+                error(f'{option_string}: {item!r} has unbalanced '
+                      'brackets')
         setattr(namespace, self.dest, options)
 
 
-def add_cfg_options_arg(parser: argparse.ArgumentParser,
-                        example: str) -> None:
+def add_cfg_options_arg(parser: argparse.ArgumentParser, example: str) -> None:
     """``--cfg-options`` with :class:`CfgOptionsAction`."""
     parser.add_argument(
-        '--cfg-options', nargs='+', action=CfgOptionsAction,
+        '--cfg-options',
+        nargs='+',
+        action=CfgOptionsAction,
         metavar='KEY=VALUE',
         help=f'override config entries, e.g. {example}. {CFG_OPTIONS_HELP}')
 
@@ -65,8 +72,10 @@ def add_launch_args(parser: argparse.ArgumentParser, example: str) -> None:
     OpenMMLab tool has them."""
     add_cfg_options_arg(parser, example)
     parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
     # torchrun passes LOCAL_RANK in the environment; older launchers pass
     # --local_rank / --local-rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)

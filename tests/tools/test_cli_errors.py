@@ -205,6 +205,37 @@ def _payload_did_not_run(a, d, proc):
     assert 'weights_only' not in proc.stderr + proc.stdout
 
 
+def _frames_with_a_corrupt_jpg(a, d):
+    """The test video as a folder of JPEG frames, the second one garbage."""
+    folder = osp.join(d, 'frames')
+    os.makedirs(folder)
+    cap = cv2.VideoCapture(a.video)
+    index = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        index += 1
+        cv2.imwrite(osp.join(folder, f'{index:05d}.jpg'), frame)
+    cap.release()
+    with open(osp.join(folder, '00002.jpg'), 'wb') as f:
+        f.write(b'not a jpeg at all')
+
+
+def _corrupt_masks(a, d):
+    """A copy of the dataset whose .h5 masks are all garbage."""
+    masks = osp.join(copy_dataset(a, d), 'a2d_annotation_with_instances')
+    for folder, _, files in os.walk(masks):
+        for name in files:
+            if name.endswith('.h5'):
+                with open(osp.join(folder, name), 'wb') as f:
+                    f.write(b'\x00garbage, not HDF5')
+
+
+def cfg(*items):
+    return ['--cfg-options', *items]
+
+
 DIFFERENT = 'was saved from a different model: '
 TRUNCATED = 'is truncated or not a PyTorch checkpoint ('
 NOT_LOADED = 'was NOT loaded, for safety: it holds a pickled object that ' \
@@ -278,6 +309,52 @@ ROWS: List[Row] = [
                       f'test_dataloader.dataset.data_root={a.empty_root}'],
         lambda a, d: ['test.py: error: ', a.other, DIFFERENT],
         env=dict(PYTHON=sys.executable)),
+    # ------------------------------------------------ corrupt data files
+    Row('demo-corrupt-jpg-in-frame-folder',
+        lambda a, d: cmd_demo(a, d, video=osp.join(d, 'frames')),
+        lambda a, d: [osp.join(d, 'frames', '00002.jpg'), 'does not decode'],
+        setup=_frames_with_a_corrupt_jpg),
+    Row('test-corrupt-h5-mask',
+        lambda a, d: cmd_test(a, d, a.checkpoint,
+                              data_root=osp.join(d, 'data')),
+        lambda a, d: ['.h5: ', 'HDF5', "mask of video '"],
+        setup=_corrupt_masks),
+    # ------------------------------------------- --cfg-options (train.py)
+    Row('train-cfg-top-level-typo',
+        lambda a, d: cmd_train(a, d, *cfg('trian_cfg.max_epochs=1')),
+        lambda a, d: ["no top-level key 'trian_cfg'",
+                      "did you mean 'train_cfg'"]),
+    Row('train-cfg-unknown-head-argument',
+        lambda a, d: cmd_train(a, d, *cfg('model.head.grups=4')),
+        lambda a, d: ['model.head.grups', "did you mean 'groups'"]),
+    Row('train-cfg-unknown-dataset-argument',
+        lambda a, d: cmd_train(
+            a, d, *cfg('train_dataloader.dataset.indicess=2')),
+        lambda a, d: ['train_dataloader.dataset.indicess',
+                      "did you mean 'indices'"]),
+    Row('train-cfg-batch-size-not-an-int',
+        lambda a, d: cmd_train(a, d,
+                               *cfg('train_dataloader.batch_size=abc')),
+        lambda a, d: ['train_dataloader.batch_size', "'abc'", 'int']),
+    Row('train-cfg-max-epochs-not-an-int',
+        lambda a, d: cmd_train(a, d, *cfg('train_cfg.max_epochs=two')),
+        lambda a, d: ['train_cfg.max_epochs', "'two'"]),
+    Row('train-cfg-on-missing-at-top-level',
+        lambda a, d: cmd_train(a, d, *cfg('on_missing=ignore')),
+        lambda a, d: ["'on_missing'",
+                      'train_dataloader.dataset.on_missing']),
+    Row('train-cfg-option-without-equals',
+        lambda a, d: cmd_train(a, d, *cfg('train_cfg.max_epochs')),
+        lambda a, d: ["'train_cfg.max_epochs' is not KEY=VALUE"]),
+    Row('train-cfg-loop-switch-without-delete',
+        lambda a, d: cmd_train(
+            a, d, *cfg('train_cfg.type=IterBasedTrainLoop',
+                       'train_cfg.max_iters=6')),
+        lambda a, d: ['train_cfg.max_epochs', 'train_cfg._delete_=True']),
+    Row('test-cfg-bad-on-missing-value',
+        lambda a, d: cmd_test(a, d, a.checkpoint,
+                              *cfg('test_dataloader.dataset.on_missing=skp')),
+        lambda a, d: ['on_missing', "'skp'"]),
 ]
 
 #: Rows also run with --debug: the traceback shows, the files stay.
