@@ -26,8 +26,7 @@ from cmdyseg.utils.checkpoint import (check_checkpoint, check_checkpoint_fits,
                                       read_checkpoint_state)
 from cmdyseg.utils.cli import (DEBUG_HELP, FailedStartCleanup,
                                check_data_roots, load_config, run_cli)
-from cmdyseg.utils.config_check import (check_cfg_options, check_config,
-                                        merge_cfg_options)
+from cmdyseg.utils.config_check import apply_cfg_options, check_config
 from cmdyseg.utils.errors import InvalidInputError
 from cmdyseg.utils.runtime import (add_launch_args, destroy_dist,
                                    init_dist_without_cuda, parse_launch_args,
@@ -73,11 +72,9 @@ def parse_args(argv=None):
 def merge_args(cfg, args):
     """Apply the command line to the config (a pure function of both)."""
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        # before the merge: mmengine's merge fails on some bad options
-        # (a key below a number) with a TypeError that names no option
-        check_cfg_options(cfg, args.cfg_options, args.config)
-        merge_cfg_options(cfg, args.cfg_options)
+    # checked before the merge: mmengine's merge fails on some bad options
+    # (a key below a number) with a TypeError that names no option
+    apply_cfg_options(cfg, args.cfg_options, args.config)
 
     set_work_dir(cfg, args.config, args.work_dir)
 

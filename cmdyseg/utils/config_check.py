@@ -229,6 +229,16 @@ def merge_cfg_options(cfg, options: dict) -> None:
         cfg.merge_from_dict(options)
 
 
+def apply_cfg_options(cfg, options: Optional[dict],
+                      config_name: Optional[str] = None) -> None:
+    """``--cfg-options`` as every tool applies them: checked against the
+    config (:func:`check_cfg_options`), then merged
+    (:func:`merge_cfg_options`). Nothing happens for no options."""
+    if options:
+        check_cfg_options(cfg, options, config_name)
+        merge_cfg_options(cfg, options)
+
+
 def _lookup(cfg, path: str):
     node = cfg
     for part in path.split('.') if path else ():

@@ -27,6 +27,7 @@ from cmdyseg.datasets.file_io import load_a2d_instance_mask, read_a2d_masks
 from cmdyseg.evaluation.metrics import ReferSegMetric
 from cmdyseg.registry import DATASETS
 from cmdyseg.utils.cli import DEBUG_HELP, load_config, run_cli
+from cmdyseg.utils.config_check import apply_cfg_options
 from cmdyseg.utils.errors import (InputNotFoundError, InvalidInputError,
                                   UserInputError)
 from cmdyseg.utils.runtime import CfgOptionsAction
@@ -151,8 +152,7 @@ def evaluate(cfg, pred, by_cue=False):
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    apply_cfg_options(cfg, args.cfg_options, args.config)
     results = evaluate(cfg, args.pred, args.by_cue)
     keys = ('mAP', 'P@0.5', 'P@0.7', 'P@0.9', 'oIoU', 'mIoU')
     print(f'predictions: {args.pred}')

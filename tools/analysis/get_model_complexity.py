@@ -92,6 +92,7 @@ from cmdyseg.models.text_encoders.tokenizer import tokenize
 from cmdyseg.registry import MODELS
 from cmdyseg.structures import ReferSegDataSample
 from cmdyseg.utils.cli import DEBUG_HELP, run_cli
+from cmdyseg.utils.config_check import apply_cfg_options
 from cmdyseg.utils.errors import (ConfigError, InputNotFoundError,
                                   UserInputError)
 from cmdyseg.utils.runtime import CfgOptionsAction
@@ -165,8 +166,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if not osp.isfile(path):
         raise InputNotFoundError(f'config file not found: {path!r}')
     cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    apply_cfg_options(cfg, cfg_options, path)
     if 'model' not in cfg:
         raise ConfigError(f'config {path!r} has no "model" entry')
     return cfg
