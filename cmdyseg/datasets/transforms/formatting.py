@@ -119,3 +119,63 @@ class PackReferSegInputs(BaseTransform):
         return (f'{self.__class__.__name__}(meta_keys={self.meta_keys}, '
                 f'with_gt_mask={self.with_gt_mask}, '
                 f'with_ori_mask={self.with_ori_mask})')
+
+
+@TRANSFORMS.register_module()
+class PackReferVideoInputs(BaseTransform):
+    """Pack a whole video and its expressions (video-level test mode).
+
+    One sample is one video with every expression that refers to something
+    in it, so that the video encoder runs once for all of them
+    (:class:`cmdyseg.engine.ReferVideoTestLoop`).
+
+    Output:
+
+    - ``inputs``: ``(T, h, w, 3)`` uint8 RGB tensor, every listed frame at
+      the network input size (the layout :func:`cmdyseg.apis.segment_frames`
+      takes; the loop cuts the clips out of it);
+    - ``data_samples``: :class:`ReferSegDataSample` whose metainfo holds
+      ``video_id``, ``frame_names``, ``ori_shape``, ``img_shape``,
+      ``expressions`` (list of dicts with ``exp_id``, ``sentence``,
+      ``mask_ids`` ...), ``window_inds`` ``(T, clip_len)`` (from
+      :class:`SampleVideoWindows`), ``has_gt`` and ``gt_object_rles``
+      (per-object COCO RLEs of every frame, None without masks).
+    """
+
+    REQUIRED = ('video_id', 'frame_names', 'expressions', 'window_inds',
+                'img_shape')
+
+    def transform(self, results: dict) -> dict:
+        if 'ori_shape' not in results and 'original_shape' in results:
+            results['ori_shape'] = results['original_shape']
+        missing = [k for k in self.REQUIRED + ('ori_shape', )
+                   if k not in results]
+        if missing:
+            raise KeyError(
+                f'PackReferVideoInputs: keys {missing} missing from the '
+                f"results of video {results.get('video_id')!r} (a video "
+                'pipeline loads the frames, SampleVideoWindows adds '
+                'window_inds)')
+        imgs = np.stack(results['imgs'])
+        if imgs.ndim != 4 or imgs.shape[-1] != 3:
+            raise ValueError(f'expected T x h x w x 3 frames, got '
+                             f'{imgs.shape}')
+        window_inds = np.asarray(results['window_inds'])
+        if window_inds.shape[0] != imgs.shape[0]:
+            raise ValueError(
+                f"video {results['video_id']!r}: {imgs.shape[0]} frames but "
+                f'{window_inds.shape[0]} windows')
+        sample = ReferSegDataSample()
+        sample.set_metainfo(
+            dict(
+                video_id=results['video_id'],
+                frame_names=list(results['frame_names']),
+                ori_shape=tuple(int(s) for s in results['ori_shape']),
+                img_shape=tuple(int(s) for s in results['img_shape']),
+                expressions=list(results['expressions']),
+                window_inds=window_inds,
+                has_gt=bool(results.get('has_gt', False)),
+                gt_object_rles=results.get('gt_object_rles')))
+        return dict(
+            inputs=torch.from_numpy(np.ascontiguousarray(imgs)),
+            data_samples=sample)

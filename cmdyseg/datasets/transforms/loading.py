@@ -17,6 +17,28 @@ from cmdyseg.utils.errors import InvalidInputError
 from ..file_io import load_a2d_instance_mask, load_puppet_mask
 
 
+def _check_window(owner: str, clip_len, frame_interval) -> None:
+    for option, value in (('clip_len', clip_len), ('frame_interval',
+                                                   frame_interval)):
+        if isinstance(value, bool) or not isinstance(
+                value, (int, np.integer)) or value < 1:
+            raise InvalidInputError(
+                f'{owner}: {option} must be an int >= 1, got {value!r}')
+
+
+def clip_indices(centres: np.ndarray, total: int, clip_len: int,
+                 frame_interval: int = 1) -> np.ndarray:
+    """0-based frame indices ``(N, clip_len)`` of the clips centred on the
+    0-based frames ``centres`` of a ``total``-frame video: the centre at
+    position ``clip_len // 2``, neighbours ``frame_interval`` apart, the
+    border frame repeated past either end. The one definition of a clip,
+    used for training samples (:class:`SampleReferClip`) and for the
+    sliding windows of inference (:class:`SampleVideoWindows`)."""
+    offsets = (np.arange(clip_len) - clip_len // 2) * frame_interval
+    centres = np.asarray(centres, np.int64).reshape(-1, 1)
+    return np.clip(centres + offsets, 0, total - 1).astype(np.int64)
+
+
 @TRANSFORMS.register_module()
 class SampleReferClip(BaseTransform):
     """Choose the frames of a clip with the annotated frame in the middle.
@@ -38,15 +60,7 @@ class SampleReferClip(BaseTransform):
     """
 
     def __init__(self, clip_len: int = 16, frame_interval: int = 1) -> None:
-        for option, value in (('clip_len', clip_len), ('frame_interval',
-                                                       frame_interval)):
-            if isinstance(
-                    value,
-                    bool) or not isinstance(value,
-                                            (int, np.integer)) or value < 1:
-                raise InvalidInputError(
-                    f'SampleReferClip: {option} must be an int '
-                    f'>= 1, got {value!r}')
+        _check_window(type(self).__name__, clip_len, frame_interval)
         self.clip_len = clip_len
         self.frame_interval = frame_interval
 
@@ -58,8 +72,9 @@ class SampleReferClip(BaseTransform):
                 f"annotated frame {frame_id} of video "
                 f"{results.get('video_id')!r} is outside its {total} frames")
         key = self.clip_len // 2
-        offsets = (np.arange(self.clip_len) - key) * self.frame_interval
-        inds = np.clip(frame_id - 1 + offsets, 0, total - 1).astype(np.int64)
+        inds = clip_indices(
+            np.array([frame_id - 1]), total, self.clip_len,
+            self.frame_interval)[0]
         results['frame_inds'] = inds
         results['clip_len'] = self.clip_len
         results['frame_interval'] = self.frame_interval
@@ -120,3 +135,42 @@ class LoadJHMDBPuppetMask(BaseTransform):
         mask = load_puppet_mask(results['mask_path'],
                                 int(results['frame_id']) - 1, self.key)
         return _set_masks(results, mask)
+
+
+@TRANSFORMS.register_module()
+class SampleVideoWindows(BaseTransform):
+    """The sliding windows that segment every frame of a video.
+
+    Video-level test pipelines (one sample = one video and all its
+    expressions) use it where frame-level ones use
+    :class:`SampleReferClip`: frame ``t`` is segmented from the clip
+    centred on it, exactly the clip :class:`SampleReferClip` builds for
+    annotated frame ``t + 1``.
+
+    Required keys: ``total_frames``. Added keys: ``window_inds``
+    ``(total_frames, clip_len)`` int64, ``clip_len``, ``frame_interval``.
+
+    Args:
+        clip_len (int): Frames per clip, as the model was trained with.
+        frame_interval (int): Temporal stride between clip frames.
+    """
+
+    def __init__(self, clip_len: int = 16, frame_interval: int = 1) -> None:
+        _check_window(type(self).__name__, clip_len, frame_interval)
+        self.clip_len = clip_len
+        self.frame_interval = frame_interval
+
+    def transform(self, results: dict) -> dict:
+        total = int(results['total_frames'])
+        if total < 1:
+            raise IndexError(
+                f"video {results.get('video_id')!r} has no frame to segment")
+        results['window_inds'] = clip_indices(
+            np.arange(total), total, self.clip_len, self.frame_interval)
+        results['clip_len'] = self.clip_len
+        results['frame_interval'] = self.frame_interval
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(clip_len={self.clip_len}, '
+                f'frame_interval={self.frame_interval})')
