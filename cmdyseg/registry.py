@@ -33,6 +33,7 @@ LOCATIONS = dict(
     visualizer=['cmdyseg.visualization'],
     inferencer=['cmdyseg.apis'],
     hook=['cmdyseg.engine'],
+    loop=['cmdyseg.engine'],
 )
 
 # mmengine root registry -> key of LOCATIONS (None: nothing of ours).
@@ -43,9 +44,9 @@ _CHILDREN = dict(
     TASK_UTILS='model', DATASETS='dataset', DATA_SAMPLERS='dataset',
     TRANSFORMS='transform', METRICS='metric', EVALUATOR='metric',
     VISUALIZERS='visualizer', VISBACKENDS='visualizer',
-    INFERENCERS='inferencer', HOOKS='hook',
+    INFERENCERS='inferencer', HOOKS='hook', LOOPS='loop',
     # what a run builds in the cmdyseg scope from mmengine's own modules
-    RUNNERS=None, RUNNER_CONSTRUCTORS=None, LOOPS=None, STRATEGIES=None,
+    RUNNERS=None, RUNNER_CONSTRUCTORS=None, STRATEGIES=None,
     OPTIMIZERS=None, OPTIM_WRAPPERS=None, OPTIM_WRAPPER_CONSTRUCTORS=None,
     PARAM_SCHEDULERS=None, LOG_PROCESSORS=None, FUNCTIONS=None)
 # yapf: enable

@@ -3,8 +3,13 @@
 
     python demo/inference.py VIDEO "SENTENCE" [--sentence "ANOTHER" ...] \
         --config CONFIG --checkpoint CHECKPOINT [--device cpu] \
-        [--out DIR] [--batch-size N] [--fps FPS] [--overwrite] [--no-gif] \
-        [--no-progress]
+        [--out DIR] [--batch-size N] [--window-stride K] [--fps FPS] \
+        [--overwrite] [--no-gif] [--no-progress]
+
+``--window-stride K`` (K > 1) is the fast mode: the video encoder runs on
+the clips of every K-th frame only and the frames in between get
+interpolated video features (cmdyseg.apis.segment_frames); the default 1
+segments every frame from its own clip, exactly as the model was trained.
 
 VIDEO is a video file or a folder of frames (image files, natural order).
 DIR (default ``demo_outputs/<video name>``) receives
@@ -91,6 +96,12 @@ def parse_args(argv=None):
         default=4,
         help='clip windows per video-encoder call (default 4)')
     parser.add_argument(
+        '--window-stride',
+        type=int,
+        default=1,
+        help='1 (default): every frame from its own clip; K > 1: fast '
+        'mode, the video encoder runs on every K-th frame\'s clip')
+    parser.add_argument(
         '--fps',
         type=float,
         help='frame rate of the outputs (default: the video file\'s, 25 '
@@ -107,6 +118,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    if args.window_stride < 1:
+        parser.error(
+            f'--window-stride must be >= 1, got {args.window_stride}')
     if args.fps is not None and not args.fps > 0:
         parser.error(f'--fps must be positive, got {args.fps}')
     return args
@@ -290,7 +304,7 @@ def run(args) -> str:
         progress = count is None or count >= PROGRESS_MIN_FRAMES
     results = inference_model(
         model, source, sentences, batch_size=args.batch_size,
-        progress=progress)
+        progress=progress, window_stride=args.window_stride)
 
     parent = osp.dirname(out)
     os.makedirs(parent, exist_ok=True)

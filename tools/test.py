@@ -3,6 +3,7 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]
         [--dump preds.pkl|preds.json] [--show-dir DIR]
+        [--out DIR [--format-only]]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
         [--check] [--debug]
 
@@ -11,6 +12,13 @@ and a checkpoint saved from another model is refused (mmengine would only
 warn and test random weights).
 ``--dump x.pkl`` saves every prediction (data samples) with mmengine's
 DumpResults; ``--dump x.json`` saves the predicted masks as RLE JSON.
+
+Video-level configs (``test_cfg = dict(type='ReferVideoTestLoop')``:
+Ref-YouTube-VOS, Ref-DAVIS17, MeViS) segment every listed frame of every
+expression. ``--out DIR`` also writes ``DIR/Annotations/<video>/<exp_id>/
+<frame>.png`` and ``DIR/submission.zip``, what the evaluation servers take;
+``--format-only`` writes only those (for splits without public masks, e.g.
+Ref-YouTube-VOS valid or MeViS valid), computing no metric.
 
 ``--check`` only checks the config, the data folder and that the checkpoint
 loads into the model, and writes nothing (tools/dist_test.sh runs it
@@ -52,6 +60,13 @@ def parse_args(argv=None):
         '--show-dir', help='write mask overlays of every test sample here '
         '(relative paths go under the work dir)')
     parser.add_argument(
+        '--out', help='video-level configs: write the submission PNGs and '
+        'zip (Annotations/<video>/<exp_id>/<frame>.png) into this folder')
+    parser.add_argument(
+        '--format-only', action='store_true',
+        help='with --out: only write the submission files, compute no '
+        'metric (splits without public masks)')
+    parser.add_argument(
         '--check', action='store_true',
         help='only check the config, the data folder and that the '
         'checkpoint fits the model, then exit (writes nothing)')
@@ -67,6 +82,11 @@ def _evaluators(cfg_evaluator):
     if 'metrics' in cfg_evaluator:  # an Evaluator config
         return list(cfg_evaluator['metrics'])
     return [cfg_evaluator]
+
+
+def _is_video_loop(test_cfg) -> bool:
+    kind = str((test_cfg or {}).get('type', '')).split('.')[-1]
+    return kind == 'ReferVideoTestLoop'
 
 
 def merge_args(cfg, args):
@@ -92,7 +112,28 @@ def merge_args(cfg, args):
                 f'--dump must end in .pkl or .json, got {args.dump!r}')
         cfg.test_evaluator = [ConfigDict(m) for m in metrics]
 
+    video_level = _is_video_loop(cfg.get('test_cfg'))
+    if args.format_only and args.out is None:
+        raise InvalidInputError('--format-only needs --out DIR (the folder '
+                                'the submission files go to)')
+    if args.out is not None:
+        if not video_level:
+            raise InvalidInputError(
+                f'--out / --format-only write per-frame submission files '
+                f'of video-level tests, but {args.config} tests frame '
+                "samples (its test_cfg is not ReferVideoTestLoop); use "
+                '--dump to save its predictions')
+        submission = dict(type='ReferVOSSubmission', out_dir=args.out)
+        metrics = [] if args.format_only else _evaluators(
+            cfg.get('test_evaluator'))
+        cfg.test_evaluator = [ConfigDict(m) for m in metrics + [submission]]
+
     if args.show_dir is not None:
+        if video_level:
+            raise InvalidInputError(
+                '--show-dir draws frame-level samples; for a video-level '
+                'config run demo/inference.py on a video instead, or '
+                'write the masks with --out DIR')
         cfg.default_hooks.visualization = dict(
             type='ReferSegVisualizationHook',
             draw=True,

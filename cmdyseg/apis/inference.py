@@ -28,6 +28,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
+from cmdyseg.datasets.transforms.loading import clip_indices
 from cmdyseg.models.text_encoders.tokenizer import tokenize
 from cmdyseg.registry import MODELS, TRANSFORMS
 from cmdyseg.utils.checkpoint import check_checkpoint, load_model_checkpoint
@@ -39,9 +40,12 @@ ConfigType = Union[str, os.PathLike, Config]
 # or pack the sample: inference does those itself (or needs none of them).
 _NOT_FRAME_STEPS = frozenset({
     'OpenCVInit', 'OpenCVDecode', 'DecordInit', 'DecordDecode', 'PyAVInit',
-    'PyAVDecode', 'RawFrameDecode', 'SampleReferClip', 'LoadA2DInstanceMask',
-    'LoadJHMDBPuppetMask', 'ResizeMask', 'PackReferSegInputs'
+    'PyAVDecode', 'RawFrameDecode', 'LoadListedFrames', 'LoadA2DInstanceMask',
+    'LoadJHMDBPuppetMask', 'LoadReferObjectMask', 'LoadVideoObjectMasks',
+    'ResizeMask', 'PackReferSegInputs', 'PackReferVideoInputs'
 })
+# Steps that define the clip window (frame-level and video-level pipelines).
+_CLIP_STEPS = frozenset({'SampleReferClip', 'SampleVideoWindows'})
 # Steps applied to every frame (deterministic, whole-frame geometry, so
 # that the response map still covers the original frame).
 _FRAME_STEPS = frozenset({'Resize'})
@@ -109,12 +113,13 @@ class VideoPreprocessor:
     config's test pipeline does.
 
     From the test pipeline (``test_dataloader.dataset.pipeline``, else
-    ``test_pipeline``): ``SampleReferClip`` gives ``clip_len`` and
-    ``frame_interval``; its ``Resize`` steps (mmaction2's transform, built
-    from the config) are applied to every frame, in chunks of
-    ``chunk_size`` frames. Loading, mask and packing steps are skipped; a
-    ``ReferFlip`` must have ``flip_ratio=0``; any other step is refused (its
-    inference equivalent is unknown).
+    ``test_pipeline``): ``SampleReferClip`` (or a video-level pipeline's
+    ``SampleVideoWindows``) gives ``clip_len`` and ``frame_interval``; its
+    ``Resize`` steps (mmaction2's transform, built from the config) are
+    applied to every frame, in chunks of ``chunk_size`` frames. Loading,
+    mask and packing steps are skipped; a ``ReferFlip`` must have
+    ``flip_ratio=0``; any other step is refused (its inference equivalent
+    is unknown).
 
     Calling it on a video returns ``dict(frames, ori_shape, img_shape, fps,
     name)``: ``frames`` a ``(T, h, w, 3)`` uint8 RGB array at the input
@@ -130,8 +135,8 @@ class VideoPreprocessor:
         self.transforms = []
         for step in _test_pipeline(cfg):
             kind = str(step.get('type', '')).split('.')[-1]
-            if kind == 'SampleReferClip':
-                clip_step = step
+            if kind in _CLIP_STEPS:
+                clip_step = dict(step, type='SampleReferClip')
             elif kind in _FRAME_STEPS:
                 self.transforms.append(TRANSFORMS.build(copy.deepcopy(step)))
             elif kind in _FLIP_STEPS:
@@ -145,8 +150,9 @@ class VideoPreprocessor:
                     'inference equivalent in cmdyseg.apis (supported frame '
                     f'steps: {sorted(_FRAME_STEPS)})')
         if clip_step is None:
-            raise ValueError('the test pipeline has no SampleReferClip step: '
-                             'cannot tell the clip length')
+            raise ValueError('the test pipeline has no SampleReferClip (or '
+                             'SampleVideoWindows) step: cannot tell the '
+                             'clip length')
         self.sampler = TRANSFORMS.build(copy.deepcopy(clip_step))
         self.clip_len = self.sampler.clip_len
         self.frame_interval = self.sampler.frame_interval
@@ -160,6 +166,13 @@ class VideoPreprocessor:
         results = self.sampler.transform(
             dict(frame_id=t + 1, total_frames=num_frames))
         return results['frame_inds']
+
+    def windows(self, num_frames: int) -> np.ndarray:
+        """The clips ``(num_frames, clip_len)`` that segment every frame
+        (row ``t`` = :meth:`window_indices` of ``t``)."""
+        return clip_indices(
+            np.arange(num_frames), num_frames, self.clip_len,
+            self.frame_interval)
 
     def _resize(self, frames: List[np.ndarray]) -> Dict:
         shape = frames[0].shape[:2]
@@ -239,16 +252,41 @@ def check_sentences(sentences: Union[str, Sequence[str]],
     return list(sentences)
 
 
+def window_centres(num_frames: int, window_stride: int) -> np.ndarray:
+    """The frames whose own clip is encoded: every ``window_stride``-th
+    frame from the first, and the last one (all frames for 1)."""
+    if isinstance(window_stride, bool) or not isinstance(
+            window_stride, (int, np.integer)) or window_stride < 1:
+        raise ValueError(
+            f'window_stride must be an int >= 1, got {window_stride!r}')
+    centres = np.arange(0, num_frames, window_stride)
+    if centres.size and centres[-1] != num_frames - 1:
+        centres = np.append(centres, num_frames - 1)
+    return centres
+
+
 @torch.no_grad()
 def segment_frames(model: torch.nn.Module,
                    frames: np.ndarray,
                    ori_shape: Sequence[int],
                    sentences: Sequence[str],
-                   preprocessor: VideoPreprocessor,
+                   windows: Union[np.ndarray, VideoPreprocessor],
                    batch_size: int = 4,
-                   progress: bool = False) -> List[Dict]:
+                   progress: bool = False,
+                   window_stride: int = 1) -> List[Dict]:
     """Masks of every frame for every sentence (the core of
     :func:`inference_model`).
+
+    Exact mode (``window_stride=1``, the default): frame ``t`` is segmented
+    from its own clip ``windows[t]``, as the model was trained; the video
+    encoder therefore sees every frame ``clip_len`` times. Fast mode
+    (``window_stride=k > 1``): only the clips of every k-th frame (and of
+    the last frame) go through the video encoder; the video feature of a
+    frame in between is the linear interpolation of the features of the
+    two encoded frames around it, and the head (dynamic convolutions,
+    response map, half-max) still runs on every frame. The video encoder
+    runs about k times less often (the speed-up and the agreement with the
+    exact mode are measured in configs/cmdyconv/README.md).
 
     Args:
         model (CMDySegmentor): In eval mode; its ``data_preprocessor``,
@@ -257,9 +295,15 @@ def segment_frames(model: torch.nn.Module,
         frames (np.ndarray): ``(T, h, w, 3)`` uint8 RGB at the input size.
         ori_shape (Sequence[int]): ``(H, W)`` of the original frames.
         sentences (Sequence[str]): S checked sentences.
-        preprocessor (VideoPreprocessor): Gives the window indices.
-        batch_size (int): Windows per video-encoder call.
+        windows (np.ndarray | VideoPreprocessor): The clip of every frame,
+            ``(T, clip_len)`` 0-based indices into ``frames`` (a video-level
+            dataset's ``window_inds``), or the preprocessor that gives them
+            (:meth:`VideoPreprocessor.windows`).
+        batch_size (int): Windows per video-encoder call (and frames per
+            head call).
         progress (bool): Show an mmengine progress bar over the frames.
+        window_stride (int): 1 for the exact mode, k > 1 for the fast mode
+            (see above).
 
     Returns:
         list[dict]: One per sentence: ``sentence``, ``masks`` ``(T, H, W)``
@@ -269,35 +313,63 @@ def segment_frames(model: torch.nn.Module,
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     num_frames = frames.shape[0]
+    if isinstance(windows, VideoPreprocessor):
+        windows = windows.windows(num_frames)
+    windows = np.asarray(windows, np.int64)
+    if windows.ndim != 2 or windows.shape[0] != num_frames or (
+            windows.size and not 0 <= windows.min() <= windows.max() <
+            num_frames):
+        raise ValueError(
+            f'windows must be ({num_frames}, clip_len) indices into the '
+            f'{num_frames} frames, got shape {windows.shape}')
+    centres = window_centres(num_frames, window_stride)
     H, W = (int(s) for s in ori_shape)
     masks = [np.zeros((num_frames, H, W), np.uint8) for _ in sentences]
     scores = [np.zeros(num_frames, np.float32) for _ in sentences]
     text = model.encode_text(sentences)  # (S, D_T)
     img_shape = tuple(int(x) for x in frames.shape[1:3])
     bar = ProgressBar(num_frames) if progress else None
-    for start in range(0, num_frames, batch_size):
-        stop = min(num_frames, start + batch_size)
-        inds = np.stack([
-            preprocessor.window_indices(t, num_frames)
-            for t in range(start, stop)
-        ])  # (B, clip_len)
+
+    def encode(cs: np.ndarray) -> torch.Tensor:
         # (B, L, h, w, 3) -> (B, 3, L, h, w), as PackReferSegInputs packs
-        clips = torch.from_numpy(frames[inds]).permute(0, 4, 1, 2,
-                                                       3).contiguous()
+        clips = torch.from_numpy(frames[windows[cs]]).permute(
+            0, 4, 1, 2, 3).contiguous()
         inputs = model.data_preprocessor(
             dict(inputs=clips, data_samples=None))['inputs']
-        visual = model.encode_video(inputs)
-        metas = [dict(ori_shape=(H, W), img_shape=img_shape)] * (stop - start)
+        return model.encode_video(inputs)
+
+    def predict(ts: List[int], visual: torch.Tensor) -> None:
+        metas = [dict(ori_shape=(H, W), img_shape=img_shape)] * len(ts)
         for s in range(len(sentences)):
             preds = model.head.predict(
                 visual, text[s:s + 1].expand(visual.shape[0], -1), metas,
                 model.test_cfg)
-            masks[s][start:stop] = torch.cat(
+            masks[s][ts] = torch.cat(
                 [p['pred_mask'] for p in preds]).cpu().numpy()
-            scores[s][start:stop] = torch.stack(
+            scores[s][ts] = torch.stack(
                 [p['pred_score'] for p in preds]).cpu().numpy()
         if bar is not None:
-            bar.update(stop - start)
+            bar.update(len(ts))
+
+    prev = None  # (frame, video feature) of the last encoded frame
+    for start in range(0, len(centres), batch_size):
+        batch = centres[start:start + batch_size]
+        visual = encode(batch)
+        if window_stride == 1:
+            predict(batch.tolist(), visual)
+            continue
+        for c, feat in zip(batch.tolist(), visual):
+            if prev is None:
+                ts, feats = [c], feat[None]
+            else:
+                p, pfeat = prev
+                ts = list(range(p + 1, c + 1))
+                w = torch.tensor([(t - p) / (c - p) for t in ts],
+                                 dtype=feat.dtype).view(-1, 1, 1, 1)
+                feats = torch.lerp(pfeat[None], feat[None], w)
+            for i in range(0, len(ts), batch_size):
+                predict(ts[i:i + batch_size], feats[i:i + batch_size])
+            prev = (c, feat)
     if bar is not None:
         bar.file.write('\n')
         bar.file.flush()
@@ -312,7 +384,8 @@ def inference_model(model: torch.nn.Module,
                     sentences: Union[str, Sequence[str]],
                     batch_size: int = 4,
                     progress: bool = False,
-                    fps: Optional[float] = None) -> Union[Dict, List[Dict]]:
+                    fps: Optional[float] = None,
+                    window_stride: int = 1) -> Union[Dict, List[Dict]]:
     """Segment what each sentence refers to in every frame of a video.
 
     Args:
@@ -328,6 +401,10 @@ def inference_model(model: torch.nn.Module,
         fps (float, optional): Frame rate to assume (not used by the
             model; for callers that pass a :class:`VideoSource` it is
             already set).
+        window_stride (int): 1 (default): every frame from its own clip,
+            exactly as trained; k > 1: the fast mode of
+            :func:`segment_frames` (the video encoder runs on every k-th
+            frame's clip, features in between interpolated).
 
     Returns:
         dict | list[dict]: Per sentence, ``dict(sentence, masks, scores)``
@@ -342,6 +419,13 @@ def inference_model(model: torch.nn.Module,
     sentences = check_sentences(sentences, model.text_encoder)
     preprocessor = VideoPreprocessor(model.cfg)
     data = preprocessor(video, fps=fps)
-    results = segment_frames(model, data['frames'], data['ori_shape'],
-                             sentences, preprocessor, batch_size, progress)
+    results = segment_frames(
+        model,
+        data['frames'],
+        data['ori_shape'],
+        sentences,
+        preprocessor,
+        batch_size,
+        progress,
+        window_stride=window_stride)
     return results[0] if single else results

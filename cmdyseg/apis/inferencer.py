@@ -61,7 +61,7 @@ class ReferSegInferencer(BaseInferencer):
     """
 
     preprocess_kwargs: set = {'sentences', 'fps'}
-    forward_kwargs: set = set()
+    forward_kwargs: set = {'window_stride'}
     visualize_kwargs: set = {'return_vis', 'show', 'wait_time', 'vis_out_dir'}
     postprocess_kwargs: set = set()
 
@@ -120,8 +120,10 @@ class ReferSegInferencer(BaseInferencer):
             return_datasamples (bool): Predictions as data samples (see
                 :meth:`postprocess`).
             batch_size (int): Clip windows per video-encoder call.
-            **kwargs: ``sentences`` (required), ``fps``, ``return_vis``,
-                ``show``, ``wait_time``, ``vis_out_dir``.
+            **kwargs: ``sentences`` (required), ``fps``,
+                ``window_stride`` (1: exact; k > 1: the fast mode of
+                :func:`segment_frames`), ``return_vis``, ``show``,
+                ``wait_time``, ``vis_out_dir``.
         """
         return super().__call__(
             inputs,
@@ -146,17 +148,26 @@ class ReferSegInferencer(BaseInferencer):
             yield data
 
     @torch.no_grad()
-    def forward(self, inputs: Dict, **kwargs) -> List[Dict]:
-        """Segment one preprocessed video.
+    def forward(self,
+                inputs: Dict,
+                window_stride: int = 1,
+                **kwargs) -> List[Dict]:
+        """Segment one preprocessed video (``window_stride``: see
+        :func:`segment_frames`).
 
         Returns:
             list[dict]: One dict: ``name``, ``num_frames``, ``ori_shape``,
             ``fps`` and ``results`` (per sentence ``dict(sentence, masks
             (T, H, W) uint8, scores (T,) float32)``).
         """
-        results = segment_frames(self.model, inputs['frames'],
-                                 inputs['ori_shape'], inputs['sentences'],
-                                 self.pipeline, inputs['batch_size'])
+        results = segment_frames(
+            self.model,
+            inputs['frames'],
+            inputs['ori_shape'],
+            inputs['sentences'],
+            self.pipeline,
+            inputs['batch_size'],
+            window_stride=window_stride)
         return [
             dict(
                 name=inputs['name'],

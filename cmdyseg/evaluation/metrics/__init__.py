@@ -1,5 +1,6 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
 from .jf_metric import JFMetric
 from .refer_seg_metric import ReferSegMetric
+from .rvos_submission import ReferVOSSubmission
 
-__all__ = ['ReferSegMetric', 'JFMetric']
+__all__ = ['ReferSegMetric', 'JFMetric', 'ReferVOSSubmission']

@@ -20,11 +20,13 @@ import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.structures import BaseDataElement, PixelData
+from pycocotools import mask as mask_utils
 
 from cmdyseg.evaluation.functional import (aggregate_jf,
                                            average_over_annotation_sets,
                                            boundary_f, jaccard)
 from cmdyseg.registry import METRICS
+from cmdyseg.utils.errors import InvalidInputError
 
 
 def _get(sample: Any, key: str) -> Any:
@@ -40,10 +42,24 @@ def _get(sample: Any, key: str) -> Any:
                     f'{type(sample).__name__}')
 
 
+def _is_rle_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        isinstance(v, dict) and 'counts' in v and 'size' in v for v in value)
+
+
 def _masks(value: Any, key: str, name: str) -> np.ndarray:
-    """(T, H, W) bool stack from an array, tensor, PixelData or its dict."""
+    """(T, H, W) bool stack from an array, tensor, PixelData or its dict,
+    or a list of per-frame COCO RLEs."""
     if value is None:
+        if key == 'gt_masks':
+            raise InvalidInputError(
+                f'{name}: no ground-truth masks, so J&F cannot be computed '
+                '(a split without public masks, e.g. Ref-YouTube-VOS or '
+                'MeViS valid): write the submission files instead with '
+                'tools/test.py CONFIG CHECKPOINT --format-only --out DIR')
         raise KeyError(f'{name}: data sample has no "{key}"')
+    if _is_rle_list(value):
+        return np.stack([mask_utils.decode(r) for r in value]) != 0
     if isinstance(value, PixelData):
         value = value.data
     elif isinstance(value, dict):
@@ -75,7 +91,9 @@ class JFMetric(BaseMetric):
 
     - ``pred_masks``: predicted masks (T, H, W) (uint8 / bool / integer,
       non-zero = foreground; float only if it holds 0 and 1), as an array,
-      tensor, :obj:`PixelData` or a dict with ``data``; (H, W) is one frame,
+      tensor, :obj:`PixelData` or a dict with ``data``; (H, W) is one
+      frame; or a list of T COCO RLEs (what
+      :class:`cmdyseg.engine.ReferVideoTestLoop` gives),
     - ``gt_masks``: the ground truth of the same T frames, same shape,
     - metainfo ``video_id`` and ``exp_id`` (identify the expression),
     - optionally ``category`` (e.g. MeViS / Ref-YouTube-VOS object class)
@@ -83,7 +101,10 @@ class JFMetric(BaseMetric):
       annotation set) for ``average_annotation_sets``.
 
     Samples may be data elements or dicts (e.g. their ``to_dict()``). Only
-    the per-frame J and F values are kept.
+    the per-frame J and F values are kept, as one result per ``process``
+    call: :class:`cmdyseg.engine.ReferVideoTestLoop` calls it once per
+    video, so that every rank holds one result per dataset sample, as
+    mmengine's distributed collection expects.
 
     Reported (percent): ``J``, ``F``, ``J&F`` -- per-frame values averaged
     over the frames of each expression, then over expressions -- and, with
@@ -130,6 +151,7 @@ class JFMetric(BaseMetric):
             data_batch: unused (the masks travel in the data samples).
             data_samples: see the class docstring for the fields read.
         """
+        records = []
         for sample in data_samples:
             video_id, exp_id = _get(sample, 'video_id'), _get(sample, 'exp_id')
             name = f'sample (video_id={video_id!r}, exp_id={exp_id!r})'
@@ -146,7 +168,7 @@ class JFMetric(BaseMetric):
             if self.average_annotation_sets and anno_set is None:
                 raise KeyError(f'{name}: average_annotation_sets needs '
                                '"anno_set"')
-            self.results.append(
+            records.append(
                 dict(
                     video_id=video_id,
                     exp_id=exp_id,
@@ -154,6 +176,7 @@ class JFMetric(BaseMetric):
                     anno_set=anno_set,
                     j=jaccard(pred, gt).tolist(),
                     f=boundary_f(pred, gt, self.bound_th).tolist()))
+        self.results.append(records)
 
     def _one_set(self, results: List[dict]) -> Dict[str, float]:
         records = [(r['video_id'], r['exp_id'], r['j'], r['f'],
@@ -164,6 +187,8 @@ class JFMetric(BaseMetric):
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """J, F, J&F (percent) and the optional per-category entries."""
+        # one list per process call (see the class docstring)
+        results = [r for call in results for r in call]
         if not results:
             raise ValueError('JFMetric got no results')
         if not self.average_annotation_sets:

@@ -7,6 +7,7 @@ from mmengine.structures import BaseDataElement, PixelData
 
 from cmdyseg.evaluation import JFMetric
 from cmdyseg.registry import METRICS
+from cmdyseg.utils.errors import InvalidInputError
 
 
 def square(r0, c0, side, size=6):
@@ -112,4 +113,30 @@ def test_jf_metric_bad_input():
     # a single (H, W) frame is accepted as T = 1
     metric.process({}, [dict(video_id='v', exp_id='e', pred_masks=SQ,
                              gt_masks=SHIFT)])
-    assert metric.results[-1]['j'] == pytest.approx([1 / 3])
+    assert metric.results[-1][0]['j'] == pytest.approx([1 / 3])
+    # no ground truth (a split without public masks): says what to do
+    with pytest.raises(InvalidInputError, match='--format-only --out'):
+        metric.process({}, [dict(video_id='v', exp_id='e', pred_masks=SQ)])
+
+
+def test_jf_metric_rle_masks_and_one_result_per_call():
+    from pycocotools import mask as mask_utils
+
+    def rles(stack):
+        return mask_utils.encode(
+            np.asfortranarray(np.asarray(stack, np.uint8).transpose(1, 2, 0)))
+
+    pred, gt = np.stack([SQ, SQ]), np.stack([SHIFT, SQ])
+    metric = JFMetric()
+    # a video with two expressions in one call, masks as RLE lists
+    metric.process({}, [
+        dict(video_id='v', exp_id='0', pred_masks=rles(pred),
+             gt_masks=rles(gt)),
+        dict(video_id='v', exp_id='1', pred_masks=pred, gt_masks=gt)
+    ])
+    assert len(metric.results) == 1 and len(metric.results[0]) == 2
+    assert metric.results[0][0]['j'] == pytest.approx([1 / 3, 1.0])
+    first, second = metric.results[0]
+    assert (first['j'], first['f']) == (second['j'], second['f'])
+    scores = metric.compute_metrics(metric.results)
+    assert scores['J'] == pytest.approx(100 * (1 / 3 + 1) / 2)
