@@ -12,7 +12,11 @@
 4. evaluate it (tools/test.py, predictions dumped as RLE JSON), and score
    two trivial baselines (empty mask; union of all actors) and the model
    per disambiguation cue (tools/analysis/evaluate_masks.py);
-5. run the demo on a test video with one of its sentences.
+5. write the same test scenes in the Ref-YouTube-VOS layout
+   (data/synthetic_ytvos) and test the same checkpoint at the video level
+   (every frame of every expression, tools/test.py with the
+   ReferVideoTestLoop config): J, F and J&F, overall and per cue;
+6. run the demo on a test video with one of its sentences.
 Each step is the command a user would run; this script only chains them
 and prints where everything went. The full output of a step goes to its
 log file in the work dir; the console gets the progress lines (epoch,
@@ -34,6 +38,8 @@ CONFIG = osp.join(
     'configs', 'cmdyconv',
     'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 DATA_ROOT = osp.join('data', 'synthetic_a2d')
+YTVOS_CONFIG = CONFIG[:-len('.py')] + '_test-synthetic-ytvos.py'
+YTVOS_ROOT = osp.join('data', 'synthetic_ytvos')
 
 
 _ANSI = re.compile(r'\x1b\[[0-9;]*m')
@@ -126,12 +132,16 @@ def train(work, seed=0, cfg_options=()):
     return run(train_cmd, osp.join(REPO, work, 'train.log'))
 
 
-def data_is_current(data_root):
+def data_is_current(data_root, layout='a2d'):
     """Whether ``data_root`` holds the dataset that the generator's
-    defaults (seed 0) make; returns (bool, why)."""
+    defaults (seed 0) make (for the ytvos layout: its test scenes,
+    ``num_train=0``); returns (bool, why)."""
     import inspect
 
-    from cmdyseg.synthetic import generate_synthetic_a2d
+    from cmdyseg.synthetic import (generate_synthetic_a2d,
+                                   generate_synthetic_ytvos)
+    generate = generate_synthetic_a2d if layout == 'a2d' else \
+        generate_synthetic_ytvos
     meta_path = osp.join(data_root, 'synthetic_meta.json')
     if not osp.isfile(meta_path):
         return False, 'not generated yet'
@@ -143,11 +153,12 @@ def data_is_current(data_root):
         return False, f'{meta_path} is unreadable ({e!r})'
     wanted = {
         k: p.default
-        for k, p in inspect.signature(
-            generate_synthetic_a2d).parameters.items()
+        for k, p in inspect.signature(generate).parameters.items()
         if p.default is not inspect.Parameter.empty and k in params
     }
     wanted['seed'] = 0
+    if layout == 'ytvos':
+        wanted['num_train'] = 0
     diff = {k: (params.get(k), v) for k, v in wanted.items()
             if params.get(k) != v}
     if diff:
@@ -155,6 +166,35 @@ def data_is_current(data_root):
             f'{k}={have} (default {want})' for k, (have, want) in
             sorted(diff.items()))
     return True, ''
+
+
+def video_level_scores(dump_path, data_root):
+    """J, F, J&F (percent) of the video-level predictions dumped by
+    tools/test.py, overall and per cue (from synthetic_meta.json)."""
+    import mmengine
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    from cmdyseg.evaluation.functional import aggregate_jf, boundary_f, jaccard
+    with open(osp.join(data_root, 'synthetic_meta.json')) as f:
+        cues = json.load(f)['cues']
+    records = []
+    for rec in mmengine.load(dump_path):
+        pred = np.stack([mask_utils.decode(r) for r in rec['pred_masks']])
+        gt = np.stack([mask_utils.decode(r) for r in rec['gt_masks']])
+        key = f"{rec['video_id']}/{rec['exp_id']}"
+        records.append((rec['video_id'], rec['exp_id'], jaccard(pred, gt),
+                        boundary_f(pred, gt), cues[key]))
+    scores = aggregate_jf(records, by='category')
+    table = {'all': dict(num_expressions=len(records))}
+    for cue in ('all', ) + tuple(sorted({r[4] for r in records})):
+        if cue != 'all':
+            table[cue] = dict(
+                num_expressions=sum(r[4] == cue for r in records))
+        prefix = '' if cue == 'all' else f'{cue}/'
+        for name in ('J', 'F', 'J&F'):
+            table[cue][name] = 100.0 * scores[prefix + name]
+    return table
 
 
 def first_test_sentence(data_root):
@@ -219,6 +259,24 @@ def main(argv=None):
         with open(osp.join(REPO, out)) as f:
             tables['model' if pred == preds else pred] = json.load(f)
 
+    current, why = data_is_current(osp.join(REPO, YTVOS_ROOT), 'ytvos')
+    if not current:
+        print(f'{YTVOS_ROOT}: {why}; generating it', flush=True)
+        times['generate video-level data'] = run([
+            py, 'tools/dataset_converters/generate_synthetic_a2d.py',
+            YTVOS_ROOT, '--layout', 'ytvos', '--num-train', '0', '--seed',
+            '0', '--overwrite'
+        ])
+    video_preds = osp.join(work, 'video_level_predictions.pkl')
+    times['video-level test'] = run([
+        py, 'tools/test.py', YTVOS_CONFIG, published, '--work-dir', work,
+        '--dump', video_preds
+    ], osp.join(REPO, work, 'test_video_level.log'))
+    jf_table = video_level_scores(
+        osp.join(REPO, video_preds), osp.join(REPO, YTVOS_ROOT))
+    with open(osp.join(REPO, work, 'scores_video_level.json'), 'w') as f:
+        json.dump(jf_table, f, indent=1)
+
     video, sentence = first_test_sentence(osp.join(REPO, DATA_ROOT))
     demo_out = osp.join(work, 'demo')
     times['demo'] = run([
@@ -235,8 +293,16 @@ def main(argv=None):
         for group, res in table.items():
             row = ' | '.join(f'{res[f"{group}/{k}"]:.1f}' for k in keys)
             print(f'| {label} | {group} | {row} |')
+    print('\nThe same test scenes at the video level (Ref-YouTube-VOS '
+          'layout, every frame of %d expressions), J&F in percent:' %
+          jf_table['all']['num_expressions'])
+    print('| cue | expressions | J | F | J&F |')
+    print('| --- | --- | --- | --- | --- |')
+    for cue, res in jf_table.items():
+        print(f"| {cue} | {res['num_expressions']} | {res['J']:.1f} | "
+              f"{res['F']:.1f} | {res['J&F']:.1f} |")
     print(f'\ncheckpoint: {published}')
-    print(f'predictions: {preds}')
+    print(f'predictions: {preds}, video level: {video_preds}')
     print(f'demo ("{sentence}" on {video}): {demo_out}/ '
           '(overlay.mp4, overlay.gif, masks/, summary.json)')
     print('wall time: ' + ', '.join(f'{k} {v:.0f} s'

@@ -11,7 +11,9 @@ sentences that name colour, shape, motion and position.
 * :mod:`.render` draws them: label maps (hence masks), backgrounds, frames;
 * :mod:`.writer` writes the dataset exactly as A2D Sentences distributes
   it (clips, ``.h5`` masks, CSV files) plus ``synthetic_meta.json``, and
-  reads that meta back.
+  reads that meta back;
+* :mod:`.ytvos_writer` writes the same scenes in the Ref-YouTube-VOS layout
+  (JPEG frames, palette PNG masks of every frame, meta JSON files).
 
 The defaults of :func:`generate_synthetic_a2d` (480 train + 50 test videos,
 32 frames of 96 x 128 px, 3-5 annotated frames per video, 2 sentences per
@@ -31,11 +33,14 @@ from .scenes import (ACTIONS, ACTORS, COLOURS, CUES, SENTENCES_PER_ACTOR,
 from .writer import (FPS, META_FILE, META_FORMAT, META_VERSION, format_stats,
                      generate_synthetic_a2d, instance_cues,
                      load_synthetic_meta)
+from .ytvos_writer import (YTVOS_META_FORMAT, YTVOS_META_VERSION,
+                           generate_synthetic_ytvos)
 
 __all__ = [
     'ACTIONS', 'ACTORS', 'COLOURS', 'CUES', 'FPS', 'META_FILE', 'META_FORMAT',
     'META_VERSION', 'SENTENCES_PER_ACTOR', 'SYNTHETIC_A2D_METAINFO',
-    'VALID_ACTIONS', 'ActorTrack', 'Scene', 'draw_actor', 'format_stats',
-    'generate_synthetic_a2d', 'instance_cues', 'load_synthetic_meta',
+    'VALID_ACTIONS', 'YTVOS_META_FORMAT', 'YTVOS_META_VERSION', 'ActorTrack',
+    'Scene', 'draw_actor', 'format_stats', 'generate_synthetic_a2d',
+    'generate_synthetic_ytvos', 'instance_cues', 'load_synthetic_meta',
     'render_background', 'render_frames', 'render_labels', 'sample_scenes'
 ]

@@ -21,6 +21,14 @@ Example::
     python tools/dataset_converters/generate_synthetic_a2d.py \\
         data/synthetic_a2d --seed 0
 
+``--layout ytvos`` writes the same scenes in the Ref-YouTube-VOS layout
+instead (``train/`` = the training scenes, ``valid/`` = the test scenes,
+every frame masked; see :mod:`cmdyseg.synthetic.ytvos_writer`), read by
+``RefYouTubeVOSDataset`` for the video-level test and J&F::
+
+    python tools/dataset_converters/generate_synthetic_a2d.py \
+        data/synthetic_ytvos --layout ytvos --num-train 0
+
 The same arguments give byte-identical files (with the same OpenCV/FFmpeg
 and HDF5 builds). The dataset is written beside ``OUT_DIR`` and renamed into
 place at the end; a non-empty ``OUT_DIR`` is only replaced with
@@ -30,7 +38,8 @@ import argparse
 import sys
 import time
 
-from cmdyseg.synthetic import format_stats, generate_synthetic_a2d
+from cmdyseg.synthetic import (format_stats, generate_synthetic_a2d,
+                               generate_synthetic_ytvos)
 from cmdyseg.utils.cli import DEBUG_HELP, run_cli
 
 
@@ -57,6 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--width', type=int, default=128, help='frame width (even, >= 32)')
     parser.add_argument(
+        '--layout', choices=('a2d', 'ytvos'), default='a2d',
+        help='A2D Sentences (default) or Ref-YouTube-VOS file layout')
+    parser.add_argument(
         '--overwrite',
         action='store_true',
         help='replace OUT_DIR if it exists and is not empty')
@@ -67,7 +79,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     try:
-        meta = generate_synthetic_a2d(
+        generate = generate_synthetic_a2d if args.layout == 'a2d' else \
+            generate_synthetic_ytvos
+        meta = generate(
             args.out_dir,
             seed=args.seed,
             num_train=args.num_train,
@@ -80,7 +94,13 @@ def main(argv=None) -> int:
     except (FileExistsError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    print(format_stats(meta))
+    if args.layout == 'a2d':
+        print(format_stats(meta))
+    else:
+        print('Ref-YouTube-VOS layout: ' + ', '.join(
+            f'{split} {len(vids)} videos'
+            for split, vids in meta['videos'].items()) +
+            f", {len(meta['cues'])} expressions")
     print(f'written to {args.out_dir} in '
           f'{time.perf_counter() - start:.1f} s')
     return 0
