@@ -117,8 +117,10 @@ def generate_synthetic_ytvos(out_dir: str,
 
     The arguments are those of :func:`generate_synthetic_a2d` and pick the
     same scenes: with the same values both layouts hold the same videos
-    (``num_train=0`` writes the test scenes only, unchanged: a scene
-    depends on ``(seed, split, index)``).
+    (``num_train=0`` writes the test scenes only: their frames, masks and
+    sentences do not change, since a scene depends on ``(seed, split,
+    index)``, but their video ids, drawn in order from one stream of
+    ``seed``, do).
 
     Returns:
         dict: the content of ``synthetic_meta.json`` (``params``, ``cues``

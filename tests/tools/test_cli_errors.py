@@ -294,6 +294,16 @@ ROWS: List[Row] = [
     Row('test-missing-checkpoint',
         lambda a, d: cmd_test(a, d, osp.join(d, 'no_such.pth')),
         lambda a, d: ['checkpoint file not found', 'no_such.pth']),
+    Row('test-format-only-without-out',
+        lambda a, d: cmd_test(a, d, a.checkpoint, '--format-only'),
+        lambda a, d: ['--format-only needs --out DIR']),
+    # --out writes the per-frame submission of video-level configs only;
+    # the output folder is not created
+    Row('test-out-with-frame-level-config',
+        lambda a, d: cmd_test(a, d, a.checkpoint, '--out',
+                              osp.join(d, 'sub')),
+        lambda a, d: ['--out / --format-only', CONFIG,
+                      'is not ReferVideoTestLoop', '--dump']),
     # ------------------------------------------------------- train.py
     Row('train-missing-data-root',
         lambda a, d: cmd_train(a, d, data_root=osp.join(d, 'nothing')),

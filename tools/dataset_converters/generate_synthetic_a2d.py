@@ -13,8 +13,9 @@ test samples, a third of the videos in each kind of scene (``none`` /
 ``position`` / ``motion`` cue): enough to learn the colour, shape, position
 and motion words without memorising the videos (with 150 training videos
 the tiny model scored mIoU 67 on them and 44 on the test videos), and
-small enough to generate in under half a minute. The test videos depend on
-the seed only, not on ``--num-train``.
+small enough to generate in under half a minute. The test scenes (frames,
+masks, sentences) depend on the seed only, not on ``--num-train``; their
+video ids depend on both.
 
 Example::
 

