@@ -123,7 +123,12 @@ def merge_args(cfg, args):
                 f'of video-level tests, but {args.config} tests frame '
                 "samples (its test_cfg is not ReferVideoTestLoop); use "
                 '--dump to save its predictions')
-        submission = dict(type='ReferVOSSubmission', out_dir=args.out)
+        # the dataset config's submission settings (MeViS: video folders
+        # at the zip's root), then the folder given here
+        submission = dict(
+            cfg.get('submission_cfg') or {},
+            type='ReferVOSSubmission',
+            out_dir=args.out)
         metrics = [] if args.format_only else _evaluators(
             cfg.get('test_evaluator'))
         cfg.test_evaluator = [ConfigDict(m) for m in metrics + [submission]]

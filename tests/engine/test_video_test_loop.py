@@ -346,3 +346,24 @@ def test_submission_refuses_bad_records(tmp_path):
         metric.process(None, [rec])
     with pytest.raises(ValueError, match='no predictions'):
         ReferVOSSubmission(str(tmp_path / 'empty')).compute_metrics([])
+
+
+def test_submission_archive_root_for_mevis(tmp_path):
+    """archive_root='' puts the video folders at the zip's root (MeViS);
+    the files on disk stay under Annotations/."""
+    from cmdyseg.evaluation.metrics import ReferVOSSubmission
+    from cmdyseg.utils.errors import InvalidInputError
+    mask = np.zeros((2, 4, 5), np.uint8)
+    mask[1, 1:3, 2:4] = 1
+    metric = ReferVOSSubmission(str(tmp_path / 'out'), archive_root='')
+    metric.process(None, [
+        dict(video_id='v1', exp_id='0', frame_names=['00000', '00001'],
+             pred_masks=mask)
+    ])
+    metric.compute_metrics(metric.results)
+    with zipfile.ZipFile(tmp_path / 'out' / 'submission.zip') as zf:
+        assert sorted(zf.namelist()) == ['v1/0/00000.png', 'v1/0/00001.png']
+    assert (tmp_path / 'out' / 'Annotations' / 'v1' / '0' /
+            '00001.png').is_file()
+    with pytest.raises(InvalidInputError, match='archive_root'):
+        ReferVOSSubmission(str(tmp_path / 'x'), archive_root='Masks')

@@ -6,8 +6,11 @@ by their servers from one single-channel PNG per listed frame::
 
     Annotations/<video_id>/<exp_id>/<frame>.png      0 / 255, mode 'L'
 
-zipped with ``Annotations/`` at the root of the archive (as MTTR's
-``make_archive(..., base_dir='Annotations')`` writes it).
+zipped with ``Annotations/`` at the root of the archive for
+Ref-YouTube-VOS (as MTTR's ``make_archive(..., base_dir='Annotations')``
+writes it), or with the video folders themselves at the root for MeViS
+(its README's sample submission): ``archive_root=''``, which the MeViS
+dataset config sets through ``submission_cfg``.
 :class:`ReferVOSSubmission` writes both from the records of
 :class:`cmdyseg.engine.ReferVideoTestLoop`; ``tools/test.py --format-only
 --out DIR`` puts it in place of the test metrics.
@@ -62,6 +65,10 @@ class ReferVOSSubmission(BaseMetric):
         out_dir (str): Where ``Annotations/`` and the zip go (a shared
             folder when testing on several machines).
         zip_name (str): Archive name. Defaults to ``'submission.zip'``.
+        archive_root (str): Folder the video folders sit in inside the
+            zip: ``'Annotations'`` (default, Ref-YouTube-VOS) or ``''``
+            (at the root, MeViS). On disk they are always under
+            ``out_dir/Annotations``.
         collect_device (str): See :class:`mmengine.evaluator.BaseMetric`.
         prefix (str, optional): Prefix of the reported counts. Defaults to
             ``'submission'``.
@@ -71,6 +78,7 @@ class ReferVOSSubmission(BaseMetric):
     def __init__(self,
                  out_dir: str,
                  zip_name: str = 'submission.zip',
+                 archive_root: str = ANNOTATIONS,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -86,6 +94,11 @@ class ReferVOSSubmission(BaseMetric):
             raise InvalidInputError(
                 f'ReferVOSSubmission: zip_name must be a file name ending '
                 f'in .zip, got {zip_name!r}')
+        if archive_root not in (ANNOTATIONS, ''):
+            raise InvalidInputError(
+                "ReferVOSSubmission: archive_root must be 'Annotations' "
+                f"(Ref-YouTube-VOS) or '' (MeViS), got {archive_root!r}")
+        self.archive_root = archive_root
         self.out_dir = osp.abspath(out_dir)
         self.zip_name = zip_name
         self._staging = _staging_dir(self.out_dir, get_rank())
@@ -156,9 +169,10 @@ class ReferVOSSubmission(BaseMetric):
                 for video_id, exp_id in sorted(seen):
                     folder = osp.join(merged, video_id, exp_id)
                     for name in sorted(os.listdir(folder)):
-                        zf.write(
-                            osp.join(folder, name),
-                            f'{ANNOTATIONS}/{video_id}/{exp_id}/{name}')
+                        arcname = f'{video_id}/{exp_id}/{name}'
+                        if self.archive_root:
+                            arcname = f'{self.archive_root}/{arcname}'
+                        zf.write(osp.join(folder, name), arcname)
                         num_frames += 1
             replace_dir(merged, final, overwrite=True)
         except BaseException:

@@ -53,3 +53,6 @@ test_dataloader = dict(
         pipeline=test_pipeline,
         test_mode=True))
 test_evaluator = dict(type='JFMetric')
+# tools/test.py --out: MeViS's server takes the video folders at the root
+# of the zip (its README's sample submission), not under Annotations/
+submission_cfg = dict(archive_root='')
