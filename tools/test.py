@@ -96,10 +96,15 @@ def merge_args(cfg, args):
     cfg.load_from = check_checkpoint(args.checkpoint)
     cfg.resume = False
 
+    video_level = _is_video_loop(cfg.get('test_cfg'))
     if args.dump is not None:
         metrics = _evaluators(cfg.get('test_evaluator'))
         if args.dump.endswith('.pkl'):
-            metrics.append(dict(type='DumpResults', out_file_path=args.dump))
+            # video level: one result per video, as the loop hands them over
+            metrics.append(
+                dict(
+                    type='DumpVideoResults' if video_level else 'DumpResults',
+                    out_file_path=args.dump))
         elif args.dump.endswith('.json'):
             refer = [m for m in metrics if m.get('type') in (
                 'ReferSegMetric', 'cmdyseg.ReferSegMetric')]
@@ -112,7 +117,6 @@ def merge_args(cfg, args):
                 f'--dump must end in .pkl or .json, got {args.dump!r}')
         cfg.test_evaluator = [ConfigDict(m) for m in metrics]
 
-    video_level = _is_video_loop(cfg.get('test_cfg'))
     if args.format_only and args.out is None:
         raise InvalidInputError('--format-only needs --out DIR (the folder '
                                 'the submission files go to)')

@@ -367,3 +367,33 @@ def test_submission_archive_root_for_mevis(tmp_path):
             '00001.png').is_file()
     with pytest.raises(InvalidInputError, match='archive_root'):
         ReferVOSSubmission(str(tmp_path / 'x'), archive_root='Masks')
+
+
+def test_dump_video_results_keeps_every_expression(tmp_path):
+    """One result per process call (a video), so the collection trimmed
+    to the number of videos keeps all expressions; the file is flat."""
+    import mmengine
+
+    from cmdyseg.evaluation.metrics import DumpVideoResults
+    out = str(tmp_path / 'preds.pkl')
+    metric = DumpVideoResults(out_file_path=out)
+    metric.process(None, [dict(video_id='a', exp_id='0'),
+                          dict(video_id='a', exp_id='1')])
+    metric.process(None, [dict(video_id='b', exp_id='0')])
+    metric.evaluate(2)  # size = number of videos, as the loop reports
+    assert [(r['video_id'], r['exp_id']) for r in mmengine.load(out)] == [
+        ('a', '0'), ('a', '1'), ('b', '0')]
+
+
+def test_test_py_dumps_video_level_with_dump_video_results(
+        tmp_path, test_script):
+    from cmdyseg.utils.cli import load_config
+    ckpt = tmp_path / 'x.pth'
+    ckpt.write_bytes(b'')  # only its existence is checked by merge_args
+    args = test_script.parse_args([
+        CONFIG, str(ckpt), '--dump', str(tmp_path / 'p.pkl'), '--work-dir',
+        str(tmp_path / 'wd')
+    ])
+    cfg = test_script.merge_args(load_config(CONFIG), args)
+    types = [m['type'] for m in cfg.test_evaluator]
+    assert types == ['JFMetric', 'DumpVideoResults']

@@ -13,7 +13,11 @@ expressions stays small in memory.
 
 The evaluator's ``process`` is called once per video: every rank then
 holds one result per dataset sample, which is what mmengine's distributed
-collection (trimmed to the dataset size) needs.
+collection (trimmed to the dataset size) needs -- so a metric used with
+this loop must keep one result per ``process`` call, as
+:class:`cmdyseg.evaluation.JFMetric`, ``ReferVOSSubmission`` and
+``DumpVideoResults`` do (mmengine's ``DumpResults`` keeps one per record
+and would lose all but the first expressions).
 """
 from typing import Dict, List, Sequence, Union
 

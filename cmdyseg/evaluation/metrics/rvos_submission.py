@@ -23,7 +23,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.dist import get_rank, get_world_size
-from mmengine.evaluator import BaseMetric
+from mmengine.evaluator import BaseMetric, DumpResults
+from mmengine.evaluator.metric import _to_cpu
 from mmengine.logging import print_log
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -187,3 +188,20 @@ class ReferVOSSubmission(BaseMetric):
             logger='current')
         return dict(
             videos=len(videos), expressions=len(seen), frames=num_frames)
+
+
+@METRICS.register_module()
+class DumpVideoResults(DumpResults):
+    """mmengine's :class:`DumpResults` for video-level tests: the records
+    of one ``process`` call (one video's expressions, from
+    :class:`cmdyseg.engine.ReferVideoTestLoop`) are kept as one result, so
+    that the distributed collection, trimmed to the number of videos, keeps
+    every expression; the file holds the flat list of expression records
+    (``video_id``, ``exp_id``, ``pred_masks`` RLEs, ``gt_masks`` ...).
+    ``tools/test.py --dump x.pkl`` uses it for video-level configs."""
+
+    def process(self, data_batch: Any, predictions: Sequence[dict]) -> None:
+        self.results.append(_to_cpu(list(predictions)))
+
+    def compute_metrics(self, results: list) -> dict:
+        return super().compute_metrics([r for call in results for r in call])
