@@ -84,5 +84,7 @@ setup(
     extras_require=dict(
         tests=parse_requirements('tests.txt'),
         mim=parse_requirements('mminstall.txt'),
+        # ONNX export and runtime (tools/deployment/export_onnx.py)
+        deploy=parse_requirements('deploy.txt'),
     ),
     zip_safe=False)

@@ -39,6 +39,7 @@ From ``PROGRESS_MIN_FRAMES`` frames on (unless ``--no-progress``), the
 segmentation and the writing of each output show progress bars.
 """
 import argparse
+import functools
 import json
 import os
 import os.path as osp
@@ -84,9 +85,15 @@ def parse_args(argv=None):
         default=[],
         metavar='SENTENCE',
         help='another referring expression (repeatable)')
-    parser.add_argument('--config', required=True, help='model config file')
     parser.add_argument(
-        '--checkpoint', required=True, help='checkpoint path or URL')
+        '--config', help='model config file (not with --onnx)')
+    parser.add_argument(
+        '--checkpoint', help='checkpoint path or URL (not with --onnx)')
+    parser.add_argument(
+        '--onnx', metavar='MODEL.onnx',
+        help='run a model exported by tools/deployment/export_onnx.py '
+        'with onnxruntime (its MODEL.onnx.json beside it) instead of '
+        '--config / --checkpoint')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument(
         '--out', help='output folder (default: demo_outputs/<video name>)')
@@ -289,10 +296,28 @@ def run(args) -> str:
         source = VideoSource(args.video, fps=args.fps)
     except (FileNotFoundError, VideoReadError) as e:
         raise DemoError(str(e)) from e
-    if not osp.isfile(args.config):
-        raise DemoError(f'config file not found: {args.config}')
-    # a missing, corrupt, unsafe or foreign checkpoint: CheckpointError
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    if args.onnx:
+        if args.config or args.checkpoint:
+            raise DemoError('--onnx runs the exported model: give it without '
+                            '--config / --checkpoint')
+        if args.window_stride != 1:
+            raise DemoError(
+                '--window-stride > 1 needs the PyTorch model (the exported '
+                'graph keeps the video features inside)')
+        from cmdyseg.deployment import OnnxSegmentor
+
+        # missing, foreign or mismatched files: one-line UserInputErrors
+        model = OnnxSegmentor(args.onnx)
+        segment = model.inference
+    else:
+        if not args.config or not args.checkpoint:
+            raise DemoError('give --config and --checkpoint, or --onnx '
+                            'MODEL.onnx')
+        if not osp.isfile(args.config):
+            raise DemoError(f'config file not found: {args.config}')
+        # a missing, corrupt, unsafe or foreign checkpoint: CheckpointError
+        model = init_model(args.config, args.checkpoint, device=args.device)
+        segment = functools.partial(inference_model, model)
     try:
         check_sentences(sentences, model.text_encoder)
     except ValueError as e:
@@ -302,8 +327,8 @@ def run(args) -> str:
     if not args.no_progress:
         count = source.frame_count_hint
         progress = count is None or count >= PROGRESS_MIN_FRAMES
-    results = inference_model(
-        model, source, sentences, batch_size=args.batch_size,
+    results = segment(
+        source, sentences, batch_size=args.batch_size,
         progress=progress, window_stride=args.window_stride)
 
     parent = osp.dirname(out)
@@ -318,12 +343,13 @@ def run(args) -> str:
                 args.video, str) else str(args.video),
             config=args.config,
             checkpoint=args.checkpoint,
+            onnx=args.onnx,
             sentences=sentences,
             num_frames=int(results[0]['masks'].shape[0]),
             height=int(H),
             width=int(W),
             fps=float(source.fps),
-            clip_len=int(_clip_len(model)),
+            clip_len=int(model.clip_len if args.onnx else _clip_len(model)),
             frame_index_base=0,
             per_sentence=[
                 dict(

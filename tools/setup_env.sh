@@ -238,7 +238,9 @@ nodeps_reqs=($(nodeps_lines "$ROOT/requirements/text.txt"))
 if [ "$DEV" = 1 ]; then
     dev_reqs="$(mktemp)"
     grep -v '^mm' "$ROOT/requirements/tests.txt" >"$dev_reqs"
-    reqs+=(-r "$dev_reqs")
+    # --dev also installs the ONNX export stack, so that its parity test
+    # (tests/deployment) runs in CI instead of skipping
+    reqs+=(-r "$dev_reqs" -r "$ROOT/requirements/deploy.txt")
     mm_reqs+=($(mm_lines "$ROOT/requirements/tests.txt"))
 fi
 pip_install "${reqs[@]}"
