@@ -252,6 +252,23 @@ def check_sentences(sentences: Union[str, Sequence[str]],
     return list(sentences)
 
 
+def check_windows(windows: Union[np.ndarray, VideoPreprocessor],
+                  num_frames: int) -> np.ndarray:
+    """The clip indices ``(num_frames, clip_len)`` of every frame, from an
+    array (checked: in range, one row per frame) or a
+    :class:`VideoPreprocessor`."""
+    if hasattr(windows, 'windows'):  # a VideoPreprocessor
+        windows = windows.windows(num_frames)
+    windows = np.asarray(windows, np.int64)
+    if windows.ndim != 2 or windows.shape[0] != num_frames or (
+            windows.size and not 0 <= windows.min() <= windows.max() <
+            num_frames):
+        raise ValueError(
+            f'windows must be ({num_frames}, clip_len) indices into the '
+            f'{num_frames} frames, got shape {windows.shape}')
+    return windows
+
+
 def window_centres(num_frames: int, window_stride: int) -> np.ndarray:
     """The frames whose own clip is encoded: every ``window_stride``-th
     frame from the first, and the last one (all frames for 1)."""
@@ -313,15 +330,7 @@ def segment_frames(model: torch.nn.Module,
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     num_frames = frames.shape[0]
-    if isinstance(windows, VideoPreprocessor):
-        windows = windows.windows(num_frames)
-    windows = np.asarray(windows, np.int64)
-    if windows.ndim != 2 or windows.shape[0] != num_frames or (
-            windows.size and not 0 <= windows.min() <= windows.max() <
-            num_frames):
-        raise ValueError(
-            f'windows must be ({num_frames}, clip_len) indices into the '
-            f'{num_frames} frames, got shape {windows.shape}')
+    windows = check_windows(windows, num_frames)
     centres = window_centres(num_frames, window_stride)
     H, W = (int(s) for s in ori_shape)
     masks = [np.zeros((num_frames, H, W), np.uint8) for _ in sentences]

@@ -469,15 +469,8 @@ def onnx_segment_frames(segmentor: OnnxSegmentor,
             f'{segmentor.img_shape[1]}, 3), the exported input size; got '
             f'{tuple(frames.shape)}')
     num_frames = frames.shape[0]
-    if hasattr(windows, 'windows'):  # a VideoPreprocessor
-        windows = windows.windows(num_frames)
-    windows = np.asarray(windows, np.int64)
-    if windows.ndim != 2 or windows.shape[0] != num_frames or (
-            windows.size and not 0 <= windows.min() <= windows.max() <
-            num_frames):
-        raise ValueError(
-            f'windows must be ({num_frames}, clip_len) indices into the '
-            f'{num_frames} frames, got shape {windows.shape}')
+    from cmdyseg.apis.inference import check_windows
+    windows = check_windows(windows, num_frames)
     if windows.shape[1] != segmentor.clip_len:
         raise InvalidInputError(
             f'the windows have {windows.shape[1]} frames, the exported '
