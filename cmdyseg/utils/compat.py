@@ -14,10 +14,12 @@ says in one sentence why it exists:
    import that the real DRN code would need.
 2. :func:`disable_mmaction_multimodal` -- mmaction2 1.2.0 imports its VindLU
    models (and with them ``transformers``) whenever ``transformers>=4.28`` is
-   installed, and those imports break with transformers 5.x; cmdyseg uses
-   none of them, so mmaction's own "not installed" placeholders are
+   installed, and those imports break with transformers >= 4.56 (helpers
+   moved out of ``transformers.modeling_utils``) and need ``timm``; cmdyseg
+   uses none of them, so mmaction's own "not installed" placeholders are
    registered instead (set ``CMDYSEG_MMACTION_MULTIMODAL=1`` to keep
-   mmaction's default behaviour).
+   mmaction's default behaviour; with the pinned transformers 4.55.4 of
+   ``requirements/text.txt`` it then needs only ``timm``).
 3. :func:`allow_mmengine_checkpoint_types` -- torch >= 2.6 loads with
    ``weights_only=True``, which refuses the non-tensor objects that
    mmengine's checkpoints carry (``HistoryBuffer`` log buffers and numpy
