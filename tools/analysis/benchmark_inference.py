@@ -264,8 +264,10 @@ def benchmark(args) -> Dict:
             f' x {args.size[1]}', clip_len=preprocessor.clip_len)
         # untimed: first calls load word vectors, pick kernels, fill caches
         torch.set_num_threads(args.threads[0])
-        run_once(model, preprocessor, video, list(SENTENCES[:1]), 1,
-                 args.batch_size, args.dtype[0], device, osp.join(tmp, 'out'))
+        # (with the largest stride: the fewest clips on the paper configs)
+        run_once(model, preprocessor, video, list(SENTENCES[:1]),
+                 max(args.window_stride), args.batch_size, args.dtype[0],
+                 device, osp.join(tmp, 'out'))
         exact_masks = {}
         for threads, num_sent, stride, dtype in itertools.product(
                 args.threads, args.sentences, args.window_stride,
