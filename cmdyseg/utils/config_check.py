@@ -303,6 +303,23 @@ def accepted_arguments(obj) -> Optional[Accepted]:
     return Accepted(tuple(_keyword_names(params)), frozenset())
 
 
+def _unpatched(init):
+    """The ``__init__`` behind torch's own patch of ``nn.Module.__init__``.
+
+    Once torch.export / dynamo has run in the process (e.g. an ONNX
+    export), ``nn.Module.__init__`` is replaced for good by a
+    ``patched_init(self, *args, **kwargs)`` that calls the original (kept
+    in its closure as ``init``) and tags the module: its ``**kwargs`` would
+    make every module's arguments look unknowable.
+    """
+    if getattr(init, '__qualname__', '').endswith(
+            'install_generation_tagging_init.<locals>.patched_init'):
+        cells = dict(zip(init.__code__.co_freevars, init.__closure__ or ()))
+        if 'init' in cells:
+            return cells['init'].cell_contents
+    return init
+
+
 def _class_arguments(cls) -> Optional[Accepted]:
     mro = cls.__mro__
     names: List[str] = []
@@ -316,7 +333,7 @@ def _class_arguments(cls) -> Optional[Accepted]:
             if any('__new__' in vars(c) for c in mro[:-1]):
                 return None
             return Accepted(tuple(names), frozenset(handled))
-        init = inspect.unwrap(vars(owner)['__init__'])
+        init = _unpatched(inspect.unwrap(vars(owner)['__init__']))
         try:
             params = list(inspect.signature(init).parameters.values())[1:]
         except (TypeError, ValueError):

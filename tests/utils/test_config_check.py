@@ -691,3 +691,19 @@ def test_delete_switches_training_to_iterations(data_root, tmp_path,
     with open(log) as f:
         iters = [json.loads(line).get('iter') for line in f if line.strip()]
     assert iters == [1, 2]
+
+
+def test_accepted_arguments_after_torch_patches_module_init(monkeypatch):
+    """torch.export / dynamo replaces nn.Module.__init__ by a
+    ``patched_init(self, *args, **kwargs)`` for the rest of the process
+    (an ONNX export does it): the arguments are still read through it."""
+    import torch.nn as nn
+    from torch._dynamo.mutation_guard import install_generation_tagging_init
+    monkeypatch.setattr(nn.Module, '__init__', nn.Module.__init__)
+    monkeypatch.setattr(nn.Module, '__setstate__', nn.Module.__setstate__)
+    monkeypatch.setattr(
+        nn.Module, '___needs_generation_tag_patch', True, raising=False)
+    install_generation_tagging_init()
+    assert nn.Module.__init__.__name__ == 'patched_init'
+    assert accepted_arguments(nn.Tanh).names == ()
+    assert 'in_features' in accepted_arguments(nn.Linear).names
