@@ -5,7 +5,6 @@ import json
 import os.path as osp
 
 import pytest
-
 from load_script import load_script
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
