@@ -229,18 +229,7 @@ def parse_ytvos_meta_expressions(path: str) -> Tuple[Dict[str, Dict], Dict]:
             (e.g. ``videos -> 'abc' -> expressions -> '0': no 'exp'``) or a
             non-integer ``obj_id``.
     """
-    data = load_json(path)
-    stats = Counter(
-        videos=0, expressions=0, empty_expressions_dropped=0, spaces_fixed=0)
-    videos = {}
-    for vid, video in _meta_videos(data, path).items():
-        keys = [_VIDEOS, vid]
-        _expect(video, dict, path, keys)
-        stats['videos'] += 1
-        videos[vid] = dict(
-            frames=_frame_list(video, path, keys),
-            expressions=_expressions(video, path, keys, stats, ('obj_id', )))
-    return videos, dict(stats)
+    return _parse_meta_expressions(path, ('obj_id', ))
 
 
 def parse_ytvos_meta(path: str) -> Dict[str, Dict[str, Dict]]:
@@ -286,6 +275,13 @@ def parse_mevis_meta_expressions(path: str) -> Tuple[Dict[str, Dict], Dict]:
         dict(exp_id, sentence, obj_id, anno_id), the id lists None when
         absent))``, and counts as :func:`parse_ytvos_meta_expressions`.
     """
+    return _parse_meta_expressions(path, ('obj_id', 'anno_id'))
+
+
+def _parse_meta_expressions(path: str,
+                            id_keys: Tuple[str, ...]) -> Tuple[Dict, Dict]:
+    """What both meta_expressions formats share: ``videos -> vid ->
+    {frames, expressions}``, the expressions' id fields ``id_keys``."""
     data = load_json(path)
     stats = Counter(
         videos=0, expressions=0, empty_expressions_dropped=0, spaces_fixed=0)
@@ -296,8 +292,7 @@ def parse_mevis_meta_expressions(path: str) -> Tuple[Dict[str, Dict], Dict]:
         stats['videos'] += 1
         videos[vid] = dict(
             frames=_frame_list(video, path, keys),
-            expressions=_expressions(video, path, keys, stats,
-                                     ('obj_id', 'anno_id')))
+            expressions=_expressions(video, path, keys, stats, id_keys))
     return videos, dict(stats)
 
 
