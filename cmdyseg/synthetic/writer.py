@@ -231,6 +231,26 @@ def _check_args(num_train, num_test, num_missed, num_frames, height, width):
         raise ValueError('num_train + num_test must be > 0')
 
 
+def prepare_output(out_dir, overwrite, seed, num_train, num_test,
+                   num_missed, num_frames, height, width):
+    """What every layout's generator does first: check the arguments and
+    the output folder; returns ``(absolute out_dir, params)`` with the
+    scene parameters as ints (the same for both layouts, so that they pick
+    the same scenes)."""
+    _check_args(num_train, num_test, num_missed, num_frames, height, width)
+    out_dir = check_out_dir(out_dir, overwrite,
+                            'overwrite=True (--overwrite)')
+    params = dict(
+        seed=int(seed),
+        num_train=int(num_train),
+        num_test=int(num_test),
+        num_missed=int(num_missed),
+        num_frames=int(num_frames),
+        height=int(height),
+        width=int(width))
+    return out_dir, params
+
+
 def generate_synthetic_a2d(out_dir: str,
                            seed: int = 0,
                            num_train: int = 480,
@@ -262,19 +282,10 @@ def generate_synthetic_a2d(out_dir: str,
         dict: the content of ``synthetic_meta.json`` (``stats`` holds the
         counts per split).
     """
-    _check_args(num_train, num_test, num_missed, num_frames, height, width)
-    out_dir = check_out_dir(out_dir, overwrite,
-                            'overwrite=True (--overwrite)')
-    params = dict(
-        seed=int(seed),
-        num_train=int(num_train),
-        num_test=int(num_test),
-        num_missed=int(num_missed),
-        num_frames=int(num_frames),
-        height=int(height),
-        width=int(width),
-        fps=FPS,
-        sentences_per_actor=SENTENCES_PER_ACTOR)
+    out_dir, params = prepare_output(out_dir, overwrite, seed, num_train,
+                                     num_test, num_missed, num_frames,
+                                     height, width)
+    params.update(fps=FPS, sentences_per_actor=SENTENCES_PER_ACTOR)
 
     scenes = sample_scenes(seed, num_train, num_test, num_missed, num_frames,
                            height, width)

@@ -38,9 +38,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from cmdyseg.fileio.atomic import atomic_dir, check_out_dir
+from cmdyseg.fileio.atomic import atomic_dir
 from .scenes import sample_scenes
-from .writer import _check_args
+from .writer import prepare_output
 
 YTVOS_META_FORMAT = 'cmdyseg-synthetic-ytvos'
 YTVOS_META_VERSION = 1
@@ -126,18 +126,10 @@ def generate_synthetic_ytvos(out_dir: str,
         dict: the content of ``synthetic_meta.json`` (``params``, ``cues``
         ``"<vid>/<exp_id>" -> cue``, ``videos`` per split).
     """
-    _check_args(num_train, num_test, num_missed, num_frames, height, width)
-    out_dir = check_out_dir(out_dir, overwrite,
-                            'overwrite=True (--overwrite)')
-    params = dict(
-        seed=int(seed),
-        num_train=int(num_train),
-        num_test=int(num_test),
-        num_missed=int(num_missed),
-        num_frames=int(num_frames),
-        height=int(height),
-        width=int(width),
-        frame_step=FRAME_STEP)
+    out_dir, params = prepare_output(out_dir, overwrite, seed, num_train,
+                                     num_test, num_missed, num_frames,
+                                     height, width)
+    params['frame_step'] = FRAME_STEP
     scenes = [
         s for s in sample_scenes(seed, num_train, num_test, num_missed,
                                  num_frames, height, width) if not s.missed
