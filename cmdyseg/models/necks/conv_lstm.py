@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from cmdyseg.registry import MODELS
@@ -129,16 +130,43 @@ class ConvLSTMCell(BaseModule):
             raise ValueError(
                 f'ConvLSTMCell: expected input (B, {self.in_channels}, H, W), '
                 f'got {tuple(x.shape)}')
-        h_prev, c_prev = self.init_state(x) if state is None else state
-        gates = self.conv(torch.cat([x, h_prev], dim=1))
+        return self.step(self.input_gates(x), state)
+
+    def input_gates(self, x: torch.Tensor) -> torch.Tensor:
+        """``W_x. * X + b``: the input's share of the four gates, (N,
+        4 * hidden_channels, H, W) for X (N, in_channels, H, W). It does not
+        depend on the state, so :class:`ConvLSTM` computes it for every
+        time step in one convolution."""
+        pad = self.kernel_size // 2
+        return F.conv2d(x, self.conv.weight[:, :self.in_channels],
+                        self.conv.bias, padding=pad)
+
+    def step(
+        self,
+        x_gates: torch.Tensor,
+        state: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One time step from the input's gate share ``x_gates``
+        (:meth:`input_gates`); a None state is the zero state, whose
+        ``W_h. * H`` and peephole terms vanish and are skipped."""
+        if state is None:
+            gates = x_gates
+            c_prev = None
+        else:
+            h_prev, c_prev = state
+            gates = x_gates + F.conv2d(
+                h_prev, self.conv.weight[:, self.in_channels:],
+                padding=self.kernel_size // 2)
         i, f, g, o = torch.chunk(gates, 4, dim=1)
-        if self.peephole:
+        if self.peephole and c_prev is not None:
             i = i + self.w_ci.view(1, -1, 1, 1) * c_prev
             f = f + self.w_cf.view(1, -1, 1, 1) * c_prev
         i = torch.sigmoid(i)
-        f = torch.sigmoid(f)
         g = torch.tanh(g)
-        c = f * c_prev + i * g
+        if c_prev is None:
+            c = i * g
+        else:
+            c = torch.sigmoid(f) * c_prev + i * g
         if self.peephole:
             o = o + self.w_co.view(1, -1, 1, 1) * c
         o = torch.sigmoid(o)
@@ -195,7 +223,13 @@ class ConvLSTM(BaseModule):
             raise ValueError(
                 f'ConvLSTM: expected input (B, {self.in_channels}, T, H, W) '
                 f'with T >= 1, got {tuple(x.shape)}')
+        b, _, t, h, w = x.shape
+        # the input's gate share of all T steps in one convolution (a
+        # batch of B * T maps): only W_h. * H_{t-1} is sequential
+        x_gates = self.cell.input_gates(
+            x.transpose(1, 2).reshape(b * t, self.in_channels, h, w))
+        x_gates = x_gates.view(b, t, -1, h, w)
         state = None
-        for t in range(x.shape[2]):
-            state = self.cell(x[:, :, t], state)
+        for step in range(t):
+            state = self.cell.step(x_gates[:, step], state)
         return state[0]
