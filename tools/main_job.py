@@ -2,6 +2,7 @@
 """The main job on the embedded default data, end to end.
 
     python tools/main_job.py [--work-dir work_dirs/main_job] [--seed 0]
+        [--config CONFIG] [--frame-level-only] [--cfg-options k=v ...]
 
 1. generate the synthetic A2D-format dataset (data/synthetic_a2d), unless
    it is there already with the generator's default parameters (a copy made
@@ -11,12 +12,19 @@
 3. publish the final checkpoint under a hash-named file;
 4. evaluate it (tools/test.py, predictions dumped as RLE JSON), and score
    two trivial baselines (empty mask; union of all actors) and the model
-   per disambiguation cue (tools/analysis/evaluate_masks.py);
+   per disambiguation cue (tools/analysis/evaluate_masks.py); a verdict
+   per cue says whether the model is above the union baseline on every
+   metric (``verdicts.json`` next to the predictions);
 5. write the same test scenes in the Ref-YouTube-VOS layout
    (data/synthetic_ytvos) and test the same checkpoint at the video level
    (every frame of every expression, tools/test.py with the
    ReferVideoTestLoop config): J, F and J&F, overall and per cue;
 6. run the demo on a test video with one of its sentences.
+``--config`` trains and scores another tiny config the same way (e.g. the
+DyConv ablation), ``--cfg-options`` changes the config for training and
+testing alike (e.g. ``model.neck.use_temporal=False``); both want
+``--frame-level-only`` (steps 1-4), unless the config has its own
+``..._test-synthetic-ytvos.py``.
 Each step is the command a user would run; this script only chains them
 and prints where everything went. The full output of a step goes to its
 log file in the work dir; the console gets the progress lines (epoch,
@@ -38,7 +46,6 @@ CONFIG = osp.join(
     'configs', 'cmdyconv',
     'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 DATA_ROOT = osp.join('data', 'synthetic_a2d')
-YTVOS_CONFIG = CONFIG[:-len('.py')] + '_test-synthetic-ytvos.py'
 YTVOS_ROOT = osp.join('data', 'synthetic_ytvos')
 
 
@@ -118,16 +125,20 @@ def run(cmd, log_path=None):
     return time.time() - start
 
 
-def train(work, seed=0, cfg_options=()):
+def with_options(cmd, cfg_options=()):
+    """``cmd`` with ``--cfg-options`` appended when there are any."""
+    return list(cmd) + (['--cfg-options'] + list(cfg_options)
+                        if cfg_options else [])
+
+
+def train(work, seed=0, cfg_options=(), config=CONFIG):
     """Step 2: train the config into ``work`` (relative to the repository)
     with tools/train.py, its log in ``work/train.log`` and its progress on
     the console; returns the wall time in seconds."""
-    train_cmd = [
-        sys.executable, 'tools/train.py', CONFIG, '--work-dir', work,
+    train_cmd = with_options([
+        sys.executable, 'tools/train.py', config, '--work-dir', work,
         '--seed', str(seed), '--no-validate'
-    ]
-    if cfg_options:
-        train_cmd += ['--cfg-options'] + list(cfg_options)
+    ], cfg_options)
     os.makedirs(osp.join(REPO, work), exist_ok=True)
     return run(train_cmd, osp.join(REPO, work, 'train.log'))
 
@@ -197,6 +208,51 @@ def video_level_scores(dump_path, data_root):
     return table
 
 
+#: metrics of the frame-level table and of the verdicts
+METRICS = ('mAP', 'P@0.5', 'P@0.7', 'P@0.9', 'oIoU', 'mIoU')
+
+
+def cue_verdicts(tables, baseline='union', keys=METRICS):
+    """Per cue: the model's and the baselines' metrics, and whether the
+    model is strictly above ``baseline`` on every one of ``keys``.
+
+    Args:
+        tables (dict): ``{'empty' | 'union' | 'model': scores}``, each
+            scores dict as ``evaluate_masks.py --by-cue --out`` writes it
+            (``{cue: {'<cue>/<metric>': value, 'num_samples': n}}``).
+
+    Returns:
+        dict: ``{cue: {'num_samples': n, 'metrics': {metric: {label:
+        value}}, 'below': [metrics where the model is not above],
+        'verdict': 'above' | 'below'}}``, cues in the model table's order.
+    """
+    out = {}
+    for cue, res in tables['model'].items():
+        metrics = {
+            k: {label: table[cue][f'{cue}/{k}']
+                for label, table in tables.items()}
+            for k in keys
+        }
+        below = [k for k in keys
+                 if not metrics[k]['model'] > metrics[k][baseline]]
+        out[cue] = dict(
+            num_samples=res['num_samples'], metrics=metrics, below=below,
+            verdict='below' if below else 'above')
+    return out
+
+
+def verdict_line(cue, entry, baseline='union'):
+    """One console line for :func:`cue_verdicts`' entry of ``cue``."""
+    head = f'{cue} ({entry["num_samples"]} samples): '
+    if entry['verdict'] == 'above':
+        return head + (f'ABOVE the {baseline} baseline on every metric '
+                       f'({", ".join(entry["metrics"])})')
+    worse = ', '.join(
+        f'{k} {entry["metrics"][k]["model"]:.1f} vs '
+        f'{entry["metrics"][k][baseline]:.1f}' for k in entry['below'])
+    return head + f'BELOW the {baseline} baseline on {worse}'
+
+
 def first_test_sentence(data_root):
     """(video path, sentence) of the first test video, for the demo."""
     with open(osp.join(data_root, 'Release', 'videoset.csv')) as f:
@@ -216,11 +272,29 @@ def main(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/main_job')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
+        '--config', default=CONFIG,
+        help='a tiny config on the synthetic data (default: the main one)')
+    parser.add_argument(
+        '--frame-level-only', action='store_true',
+        help='stop after the frame-level scores (no video-level test, no '
+        'demo)')
+    parser.add_argument(
         '--cfg-options', nargs='+', default=[],
-        help='passed to tools/train.py (e.g. train_cfg.max_epochs=1)')
+        help='passed to tools/train.py and tools/test.py (e.g. '
+        'model.neck.use_temporal=False)')
     args = parser.parse_args(argv)
     py = sys.executable
     work = args.work_dir
+    config = args.config
+    ytvos_config = config[:-len('.py')] + '_test-synthetic-ytvos.py'
+    if not osp.isfile(osp.join(REPO, config)):
+        raise SystemExit(f'--config {config}: file not found')
+    if not args.frame_level_only and not osp.isfile(
+            osp.join(REPO, ytvos_config)):
+        raise SystemExit(
+            f'--config {config}: it has no video-level test config '
+            f'({ytvos_config}); add --frame-level-only')
+    opts = args.cfg_options
     os.makedirs(osp.join(REPO, work), exist_ok=True)
     times = {}
 
@@ -232,79 +306,94 @@ def main(argv=None):
             DATA_ROOT, '--seed', '0', '--overwrite'
         ])
 
-    times['train'] = train(work, args.seed, args.cfg_options)
+    times['train'] = train(work, args.seed, opts, config)
     with open(osp.join(REPO, work, 'last_checkpoint')) as f:
         last = f.read().strip()
 
-    name = osp.splitext(osp.basename(CONFIG))[0]
+    name = osp.splitext(osp.basename(config))[0]
     published = subprocess.run(
         [py, 'tools/model_converters/publish_model.py', last,
          osp.join(work, name)],
         cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
 
     preds = osp.join(work, 'test_predictions.json')
-    times['test'] = run([
-        py, 'tools/test.py', CONFIG, published, '--work-dir', work,
+    times['test'] = run(with_options([
+        py, 'tools/test.py', config, published, '--work-dir', work,
         '--dump', preds
-    ], osp.join(REPO, work, 'test.log'))
+    ], opts), osp.join(REPO, work, 'test.log'))
 
     tables = {}
     for pred in ('empty', 'union', preds):
         out = osp.join(work, f'scores_{osp.basename(pred)}'.replace(
             '.json', '') + '.json')
         run([
-            py, 'tools/analysis/evaluate_masks.py', CONFIG, '--pred', pred,
+            py, 'tools/analysis/evaluate_masks.py', config, '--pred', pred,
             '--by-cue', '--out', out
         ], osp.join(REPO, work, 'evaluate_masks.log'))
         with open(osp.join(REPO, out)) as f:
             tables['model' if pred == preds else pred] = json.load(f)
 
-    current, why = data_is_current(osp.join(REPO, YTVOS_ROOT), 'ytvos')
-    if not current:
-        print(f'{YTVOS_ROOT}: {why}; generating it', flush=True)
-        times['generate video-level data'] = run([
-            py, 'tools/dataset_converters/generate_synthetic_a2d.py',
-            YTVOS_ROOT, '--layout', 'ytvos', '--num-train', '0', '--seed',
-            '0', '--overwrite'
+    verdicts = cue_verdicts(tables)
+    verdicts_path = osp.join(work, 'verdicts.json')
+    with open(osp.join(REPO, verdicts_path), 'w') as f:
+        json.dump(verdicts, f, indent=1)
+
+    jf_table = video_preds = None
+    if not args.frame_level_only:
+        current, why = data_is_current(osp.join(REPO, YTVOS_ROOT), 'ytvos')
+        if not current:
+            print(f'{YTVOS_ROOT}: {why}; generating it', flush=True)
+            times['generate video-level data'] = run([
+                py, 'tools/dataset_converters/generate_synthetic_a2d.py',
+                YTVOS_ROOT, '--layout', 'ytvos', '--num-train', '0',
+                '--seed', '0', '--overwrite'
+            ])
+        video_preds = osp.join(work, 'video_level_predictions.pkl')
+        times['video-level test'] = run(with_options([
+            py, 'tools/test.py', ytvos_config, published, '--work-dir', work,
+            '--dump', video_preds
+        ], opts), osp.join(REPO, work, 'test_video_level.log'))
+        jf_table = video_level_scores(
+            osp.join(REPO, video_preds), osp.join(REPO, YTVOS_ROOT))
+        with open(osp.join(REPO, work, 'scores_video_level.json'), 'w') as f:
+            json.dump(jf_table, f, indent=1)
+
+        video, sentence = first_test_sentence(osp.join(REPO, DATA_ROOT))
+        demo_out = osp.join(work, 'demo')
+        times['demo'] = run([
+            py, 'demo/inference.py', video, sentence, '--config', config,
+            '--checkpoint', published, '--out', demo_out, '--overwrite'
         ])
-    video_preds = osp.join(work, 'video_level_predictions.pkl')
-    times['video-level test'] = run([
-        py, 'tools/test.py', YTVOS_CONFIG, published, '--work-dir', work,
-        '--dump', video_preds
-    ], osp.join(REPO, work, 'test_video_level.log'))
-    jf_table = video_level_scores(
-        osp.join(REPO, video_preds), osp.join(REPO, YTVOS_ROOT))
-    with open(osp.join(REPO, work, 'scores_video_level.json'), 'w') as f:
-        json.dump(jf_table, f, indent=1)
 
-    video, sentence = first_test_sentence(osp.join(REPO, DATA_ROOT))
-    demo_out = osp.join(work, 'demo')
-    times['demo'] = run([
-        py, 'demo/inference.py', video, sentence, '--config', CONFIG,
-        '--checkpoint', published, '--out', demo_out, '--overwrite'
-    ])
-
-    keys = ('mAP', 'P@0.5', 'P@0.7', 'P@0.9', 'oIoU', 'mIoU')
     print('\nSynthetic A2D test set (%d samples), ReferSegMetric at the '
-          'original frame size:' % tables['model']['all']['num_samples'])
-    print('| predictions | cue | ' + ' | '.join(keys) + ' |')
-    print('| --- ' * (len(keys) + 2) + '|')
-    for label, table in tables.items():
-        for group, res in table.items():
-            row = ' | '.join(f'{res[f"{group}/{k}"]:.1f}' for k in keys)
-            print(f'| {label} | {group} | {row} |')
-    print('\nThe same test scenes at the video level (Ref-YouTube-VOS '
-          'layout, every frame of %d expressions), J&F in percent:' %
-          jf_table['all']['num_expressions'])
-    print('| cue | expressions | J | F | J&F |')
-    print('| --- | --- | --- | --- | --- |')
-    for cue, res in jf_table.items():
-        print(f"| {cue} | {res['num_expressions']} | {res['J']:.1f} | "
-              f"{res['F']:.1f} | {res['J&F']:.1f} |")
+          'original frame size, per cue:' %
+          tables['model']['all']['num_samples'])
+    print('| cue (samples) | predictions | ' + ' | '.join(METRICS) + ' |')
+    print('| --- ' * (len(METRICS) + 2) + '|')
+    for cue, entry in verdicts.items():
+        for label in tables:
+            row = ' | '.join(f'{entry["metrics"][k][label]:.1f}'
+                             for k in METRICS)
+            print(f'| {cue} ({entry["num_samples"]}) | {label} | {row} |')
+    print('\nVerdicts (model vs the union of all actors, which always '
+          'contains the referred one):')
+    for cue, entry in verdicts.items():
+        print('  ' + verdict_line(cue, entry))
+    if jf_table is not None:
+        print('\nThe same test scenes at the video level (Ref-YouTube-VOS '
+              'layout, every frame of %d expressions), J&F in percent:' %
+              jf_table['all']['num_expressions'])
+        print('| cue | expressions | J | F | J&F |')
+        print('| --- | --- | --- | --- | --- |')
+        for cue, res in jf_table.items():
+            print(f"| {cue} | {res['num_expressions']} | {res['J']:.1f} | "
+                  f"{res['F']:.1f} | {res['J&F']:.1f} |")
     print(f'\ncheckpoint: {published}')
-    print(f'predictions: {preds}, video level: {video_preds}')
-    print(f'demo ("{sentence}" on {video}): {demo_out}/ '
-          '(overlay.mp4, overlay.gif, masks/, summary.json)')
+    print(f'predictions: {preds}, verdicts: {verdicts_path}' +
+          (f', video level: {video_preds}' if video_preds else ''))
+    if jf_table is not None:
+        print(f'demo ("{sentence}" on {video}): {demo_out}/ '
+              '(overlay.mp4, overlay.gif, masks/, summary.json)')
     print('wall time: ' + ', '.join(f'{k} {v:.0f} s'
                                     for k, v in times.items()))
 

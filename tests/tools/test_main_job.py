@@ -116,3 +116,39 @@ def test_training_step_prints_progress(tmp_path, capsys):
         log = f.read()
     assert 'Epoch(train) [1][2/2]' in log and 'lr:' in log
     assert 'lr:' not in out
+
+
+def _scores(cue_values):
+    """evaluate_masks.py --by-cue --out layout from {cue: (n, {k: v})}."""
+    out = {}
+    for cue, (n, values) in cue_values.items():
+        out[cue] = {f'{cue}/{k}': v for k, v in values.items()}
+        out[cue]['num_samples'] = n
+    return out
+
+
+def test_cue_verdicts_need_every_metric_strictly_above_union():
+    mod = _load()
+    keys = ('P@0.5', 'P@0.9')
+    tables = dict(
+        empty=_scores({'all': (10, {'P@0.5': 0., 'P@0.9': 0.}),
+                       'motion': (4, {'P@0.5': 0., 'P@0.9': 0.})}),
+        union=_scores({'all': (10, {'P@0.5': 30., 'P@0.9': 6.}),
+                       'motion': (4, {'P@0.5': 25., 'P@0.9': 0.})}),
+        model=_scores({'all': (10, {'P@0.5': 60., 'P@0.9': 7.}),
+                       'motion': (4, {'P@0.5': 50., 'P@0.9': 0.})}))
+    verdicts = mod.cue_verdicts(tables, keys=keys)
+    assert list(verdicts) == ['all', 'motion']
+    assert verdicts['all']['verdict'] == 'above'
+    assert verdicts['all']['below'] == []
+    assert verdicts['all']['metrics']['P@0.9'] == dict(
+        empty=0., union=6., model=7.)
+    # a tie (0 vs 0) is not above
+    assert verdicts['motion']['verdict'] == 'below'
+    assert verdicts['motion']['below'] == ['P@0.9']
+    line = mod.verdict_line('motion', verdicts['motion'])
+    assert line == ('motion (4 samples): BELOW the union baseline on '
+                    'P@0.9 0.0 vs 0.0')
+    assert 'ABOVE' in mod.verdict_line('all', verdicts['all'])
+    # it is what main() writes as JSON
+    assert json.loads(json.dumps(verdicts)) == verdicts
