@@ -9,7 +9,7 @@ With mmaction2's I3D-ResNet the stand-in for mixed_4f is ``layer3``
 """
 import copy
 import re
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,8 @@ PER_STAGE_DEFAULTS = dict(
 # the missing tensors are warnings (e.g. a checkpoint of an older
 # mmaction2 lacking a buffer).
 MIN_LOADED_FRACTION = 0.5
+#: early maps the encoder can return after its pair (``skips``)
+SKIP_STAGES = ('conv1', 'layer1')
 _STAGE_KEY = re.compile(r'layer(\d+)\.')
 
 
@@ -96,8 +98,19 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
             the stem; -1 freezes nothing, 0 only the stem, 3 everything.
             Defaults to 2.
         l2_norm (bool): L2-normalise ``static`` per pixel. Defaults to True.
-        eps (float): Lower bound of the norm in the L2 normalisation.
-            Defaults to 1e-12.
+        skips (sequence[str]): Early maps to return after the pair, in
+            this order, each averaged over time, for a neck with
+            ``skip_channels`` (a finer decode than the paper's; see
+            :class:`~cmdyseg.models.necks.TemporalDeconNeck`): ``'layer1'``
+            (layer1's output after the temporal pool2, (B, C1, H/4, W/4):
+            F_V^M's resolution) and ``'conv1'`` (the stem convolution's,
+            before the max pool, (B, C0, H/2, W/2)). Their channels are
+            :attr:`skip_channels`. Defaults to () (the paper's pair).
+        skip_time (bool): Return the early maps with their time axis, (B,
+            C, T_s, H_s, W_s), not averaged (for a neck that also runs a
+            ConvLSTM on one of them: ``skip_lstm``). Defaults to False.
+        with_skip (bool): Shorthand for ``skips=('layer1', )``. Defaults to
+            False.
         init_cfg (dict or list[dict], optional): mmengine init config; see
             above for ``type='Pretrained'``.
 
@@ -110,6 +123,9 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
                  frozen_stages: int = 2,
                  l2_norm: bool = True,
                  eps: float = 1e-12,
+                 skips: Sequence[str] = (),
+                 skip_time: bool = False,
+                 with_skip: bool = False,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         if kwargs:
@@ -123,9 +139,24 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
         self.frozen_stages = frozen_stages
         self.l2_norm = l2_norm
         self.eps = eps
+        if isinstance(skips, str):
+            skips = (skips, )
+        skips = tuple(skips) + (('layer1', ) if with_skip else ())
+        bad = [s for s in skips if s not in SKIP_STAGES]
+        if bad or len(set(skips)) != len(skips):
+            raise ValueError(
+                f'ResNet3dEncoder: skips={skips!r} must name distinct maps '
+                f'out of {SKIP_STAGES}')
+        self.skips = skips
+        self.skip_time = bool(skip_time)
         self.backbone = MODELS.build(self._backbone_cfg(backbone))
         self._check_backbone()
         self.out_channels = int(self.backbone.feat_dim)
+        bb = self.backbone
+        # the stem's channels; layer1's: planes * block expansion
+        channels = dict(conv1=int(bb.base_channels),
+                        layer1=int(bb.base_channels * bb.block.expansion))
+        self.skip_channels = tuple(channels[s] for s in skips)
         self._freeze_stages()
 
     @staticmethod
@@ -145,7 +176,8 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
                 raise ValueError(
                     f'ResNet3dEncoder: backbone.{key}={cfg[key]!r} is not '
                     f'supported; the encoder always stops at layer3 '
-                    f'({key}={want!r})')
+                    f'({key}={want!r}; the encoder\'s skips= adds earlier '
+                    'maps)')
             cfg[key] = want
         for key in PER_STAGE_KEYS:
             value = cfg.get(key, PER_STAGE_DEFAULTS.get(key))
@@ -246,7 +278,7 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
             min_fraction=MIN_LOADED_FRACTION,
             skip=_beyond_layer3)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Encode a clip.
 
         Args:
@@ -256,15 +288,39 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
             tuple[Tensor]: ``feat`` (B, C, T', H/16, W/16), the layer3
             features before temporal pooling, and ``static`` = F_V^S
             (B, C, H/16, W/16), their temporal mean, L2-normalised over
-            channels at every pixel when ``l2_norm``.
+            channels at every pixel when ``l2_norm``; then the temporal
+            means of the maps named by ``skips`` (with ``skip_time``: the
+            maps themselves), in that order.
         """
         in_channels = self.backbone.in_channels
         if x.dim() != 5 or x.shape[1] != in_channels:
             raise ValueError(
                 f'ResNet3dEncoder: expected a clip (B, {in_channels}, T, H, '
                 f'W), got {tuple(x.shape)}')
-        feat = self.backbone(x)
+        taps = {}
+        if self.skips:
+            feat = self._forward_tapped(x, taps)
+        else:
+            feat = self.backbone(x)
         static = feat.mean(dim=2)
         if self.l2_norm:
             static = F.normalize(static, p=2, dim=1, eps=self.eps)
-        return feat, static
+        return (feat, static) + tuple(
+            taps[s] if self.skip_time else taps[s].mean(dim=2)
+            for s in self.skips)
+
+    def _forward_tapped(self, x: torch.Tensor, taps: dict) -> torch.Tensor:
+        """mmaction2's ``ResNet3d.forward`` (cut at layer3), keeping the
+        stem convolution's and layer1's outputs in ``taps``."""
+        bb = self.backbone
+        x = bb.conv1(x)
+        taps['conv1'] = x
+        if bb.with_pool1:
+            x = bb.maxpool(x)
+        for i, name in enumerate(bb.res_layers):
+            x = getattr(bb, name)(x)
+            if i == 0:
+                if bb.with_pool2:
+                    x = bb.pool2(x)
+                taps['layer1'] = x
+        return x

@@ -93,6 +93,14 @@ class BaseDyConvHead(BaseModule):
             count. Defaults to 255 (mmseg's).
         in_index (int): Which map of a list / tuple ``visual`` to use.
             Defaults to -1.
+        refine (dict, optional): Not in the paper: run the blocks on
+            ``visual`` average-pooled by ``scale`` and refine their response
+            at ``visual``'s resolution with a
+            :class:`~cmdyseg.models.heads.dyconv_blocks.ResponseRefiner`
+            (``dict(scale=2, channels=16)``): a finer response for the cost
+            of the blocks at the coarser resolution. H and W must be
+            divisible by ``scale``. Defaults to None (the blocks' response
+            is the output).
         init_cfg (dict | list | None): mmengine initialisation config.
     """
 
@@ -114,6 +122,7 @@ class BaseDyConvHead(BaseModule):
                  align_corners: bool = False,
                  ignore_index: int = 255,
                  in_index: int = -1,
+                 refine: Optional[dict] = None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         name = type(self).__name__
@@ -138,6 +147,25 @@ class BaseDyConvHead(BaseModule):
         self.ignore_index = ignore_index
         self.in_index = in_index
         self.loss_decode = self._build_losses(loss_decode)
+        self.refine_scale, self.refiner = self._build_refiner(refine)
+
+    def _build_refiner(self, refine: Optional[dict]):
+        if refine is None:
+            return 1, None
+        from .dyconv_blocks import ResponseRefiner
+        name = type(self).__name__
+        if not isinstance(refine, dict) or set(refine) - {'scale',
+                                                          'channels'}:
+            raise ValueError(f'{name}: refine must be None or a dict with '
+                             f"keys 'scale' and 'channels', got {refine!r}")
+        scale = refine.get('scale', 2)
+        if not isinstance(scale, int) or scale < 2:
+            raise ValueError(f'{name}: refine scale={scale!r} must be an int '
+                             '>= 2')
+        return scale, ResponseRefiner(
+            self.in_channels, self.text_channels,
+            channels=refine.get('channels', 16),
+            align_corners=self.align_corners)
 
     def _build_losses(self, loss_decode) -> nn.ModuleList:
         name = type(self).__name__
@@ -183,7 +211,8 @@ class BaseDyConvHead(BaseModule):
             text (Tensor): (B, D_T) sentence features F_T.
 
         Returns:
-            Tensor: (B, 1, H, W) response map R^M (logits).
+            Tensor: (B, 1, H, W) response map R^M (logits), at the
+            resolution of ``visual`` (also with ``refine``).
         """
         name = type(self).__name__
         if isinstance(visual, (list, tuple)):
@@ -198,6 +227,14 @@ class BaseDyConvHead(BaseModule):
                 f'{name}: text must be (B, D_T) = '
                 f'{(visual.shape[0], self.text_channels)}, got '
                 f'{tuple(text.shape)}')
+        s = self.refine_scale
+        fine = visual
+        if s > 1:
+            if visual.shape[-2] % s or visual.shape[-1] % s:
+                raise ValueError(
+                    f'{name}: visual {tuple(visual.shape)} must have H and W '
+                    f'divisible by refine scale={s}')
+            visual = F.avg_pool2d(visual, s)
         b, _, h, w = visual.shape
         coords = coord_features(
             b,
@@ -209,6 +246,8 @@ class BaseDyConvHead(BaseModule):
         x = visual
         for block in self.blocks:
             x = block(x, text, coords)
+        if self.refiner is not None:
+            x = self.refiner(x, fine, text)
         return x
 
     def resize(self, logits: Tensor, size: Sequence[int]) -> Tensor:

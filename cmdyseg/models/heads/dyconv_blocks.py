@@ -17,6 +17,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -252,3 +253,62 @@ class DyConvBlock(BaseModule):
         if self.last:
             return r if self.bias is None else r + self.bias
         return self.act(x + self.norm(r))
+
+
+class ResponseRefiner(BaseModule):
+    """Refines a coarse response map at the visual features' resolution.
+
+    Not in the paper: a finer decode for inputs so small that the response
+    at the heads' working resolution cannot draw an actor's outline (the
+    tiny 64 x 64 input). With the head's input ``F`` (B, C, H, W) and the
+    response ``r`` (B, 1, H / s, W / s) of the blocks run on ``F``
+    average-pooled by ``s``::
+
+        u = Up_s(r)                                   (bilinear)
+        k = tanh(FC(F_T))                             (B, C), per channel
+        R = u + Conv3x3(act(Conv3x3([u, k * F])))     (B, 1, H, W)
+
+    The text kernel ``k`` lets the refinement tell the referred actor's
+    edge from a neighbour's; the last convolution starts at zero, so an
+    untrained refiner returns ``u``.
+
+    Args:
+        in_channels (int): C.
+        text_channels (int): D_T.
+        channels (int): Hidden channels. Defaults to 16.
+        align_corners (bool): Of the upsampling. Defaults to False.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 text_channels: int,
+                 channels: int = 16,
+                 align_corners: bool = False,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError('ResponseRefiner: channels must be a positive '
+                             f'int, got {channels!r}')
+        self.align_corners = align_corners
+        self.text_fc = nn.Linear(text_channels, in_channels)
+        self.conv1 = nn.Conv2d(in_channels + 1, channels, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, 1, 3, padding=1)
+        self._zero_last()
+
+    def _zero_last(self):
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def init_weights(self):
+        super().init_weights()
+        # mmengine's init_cfg (e.g. Kaiming) must not undo the identity start
+        self._zero_last()
+
+    def forward(self, response: Tensor, visual: Tensor,
+                text: Tensor) -> Tensor:
+        up = F.interpolate(response, size=visual.shape[-2:], mode='bilinear',
+                           align_corners=self.align_corners)
+        k = torch.tanh(self.text_fc(text))[:, :, None, None]
+        h = self.act(self.conv1(torch.cat([up, visual * k], 1)))
+        return up + self.conv2(h)

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
 from mmengine.model import BaseModule
 
@@ -80,12 +81,32 @@ class TemporalDeconNeck(BaseModule):
 
         F_V^M = Decon(F_V^S)                             (out_channels)
 
-    Cost of the faithful ConvLSTM (hidden = input channels): its gate
-    convolution has ``(2C) * (4C) * k^2`` weights, about 50M for C = 832
-    (Inception I3D) and 75M for C = 1024 (I3D-R50 layer3) with k = 3.
-    ``lstm_input_proj=k`` is the cheaper, documented alternative: a 1x1x1
-    convolution (linear, no activation) first projects every time step to
-    ``k`` channels and the ConvLSTM then runs with hidden size ``k``.
+    With ``skip_channels`` (not in the paper: a finer decode for small
+    inputs) the encoder gives early maps after its pair, coarse to fine
+    (``ResNet3dEncoder(skips=('layer1', 'conv1'))``: layer1 at F_V^M's
+    resolution 4h x 4w, the stem at 8h x 8w), and each is added through a
+    1x1 convolution, top-down as in an FPN: a map at the current
+    resolution is added to it, a map at twice the resolution is added to
+    the bilinear x2 upsampling of what is there::
+
+        F_V^M = [...] + Conv1x1(layer1)              (4h x 4w)
+        F_V^M = Up2(F_V^M) + Conv1x1(conv1)          (8h x 8w)
+
+    An early map may keep its time axis (B, C, T, H, W)
+    (``ResNet3dEncoder(skip_time=True)``): it is averaged over time for
+    the addition above, and with ``skip_lstm=dict(index=i, channels=k)``
+    and the temporal branch on, map ``i`` also runs through a second
+    ConvLSTM (hidden ``k``) whose last hidden state is added through a 1x1
+    convolution at that map's resolution -- the temporal branch at a
+    resolution where actors are several cells wide (``use_temporal=False``
+    removes both ConvLSTMs)::
+
+        F_V^M = [...] + Conv1x1(Avg_t(layer1)) + Conv1x1(CLSTM(layer1))
+
+    At the tiny 64 x 64 input the encoder's map is 4 x 4, coarser than
+    the actors, so the decoded F_V^M cannot tell neighbouring actors apart
+    by appearance, and a 16 x 16 response cannot draw their outline
+    (measured in configs/cmdyconv/README.md).
 
     Args:
         in_channels (int): Channels C of ``feat`` and ``static``.
@@ -104,6 +125,13 @@ class TemporalDeconNeck(BaseModule):
             :class:`Decon`). Defaults to ``dict(type='ReLU')``.
         out_act_cfg (dict, optional): Activation after each Decon. Defaults
             to None.
+        skip_channels (int | sequence[int], optional): Channels of the
+            encoder's early maps after its pair, in the order it gives them
+            (coarse to fine); None or () (the paper) takes the pair
+            ``(feat, static)`` only. Defaults to None.
+        skip_lstm (dict, optional): ``dict(index=i, channels=k)``: the
+            ConvLSTM on early map ``i`` (which must keep its time axis),
+            see above. Defaults to None.
         init_cfg (dict or list[dict], optional): mmengine init config.
     """
 
@@ -117,8 +145,43 @@ class TemporalDeconNeck(BaseModule):
                  lstm_peephole: bool = True,
                  act_cfg: Optional[dict] = dict(type='ReLU'),
                  out_act_cfg: Optional[dict] = None,
+                 skip_channels: Optional[int] = None,
+                 skip_lstm: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if skip_channels is None:
+            skip_channels = ()
+        elif isinstance(skip_channels, int):
+            skip_channels = (skip_channels, )
+        skip_channels = tuple(skip_channels)
+        if not all(isinstance(c, int) and c >= 1 for c in skip_channels):
+            raise ValueError('TemporalDeconNeck: skip_channels must be None, '
+                             'a positive int or a sequence of them, got '
+                             f'{skip_channels!r}')
+        self.skip_channels = skip_channels
+        self.skip_projs = nn.ModuleList(
+            nn.Conv2d(c, out_channels, kernel_size=1) for c in skip_channels)
+        self.skip_lstm_index = None
+        if skip_lstm is not None:
+            if (not isinstance(skip_lstm, dict)
+                    or set(skip_lstm) != {'index', 'channels'}
+                    or skip_lstm['index'] not in range(len(skip_channels))
+                    or not isinstance(skip_lstm['channels'], int)
+                    or skip_lstm['channels'] < 1):
+                raise ValueError(
+                    'TemporalDeconNeck: skip_lstm must be dict(index=i, '
+                    'channels=k) with i an index into skip_channels '
+                    f'{skip_channels} and k a positive int, got '
+                    f'{skip_lstm!r}')
+            if use_temporal:
+                self.skip_lstm_index = skip_lstm['index']
+                self.skip_clstm = ConvLSTM(
+                    skip_channels[self.skip_lstm_index],
+                    skip_lstm['channels'],
+                    kernel_size=lstm_kernel_size,
+                    peephole=lstm_peephole)
+                self.skip_lstm_proj = nn.Conv2d(
+                    skip_lstm['channels'], out_channels, kernel_size=1)
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError('TemporalDeconNeck: in_channels must be a '
                              f'positive int, got {in_channels!r}')
@@ -171,14 +234,18 @@ class TemporalDeconNeck(BaseModule):
             out_act_cfg=out_act_cfg)
 
     def _check_inputs(self, inputs: Sequence[torch.Tensor]):
-        if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+        want = 2 + len(self.skip_channels)
+        if not isinstance(inputs, (tuple, list)) or len(inputs) != want:
             what = type(inputs).__name__
             if isinstance(inputs, (tuple, list)):
                 what += f' of length {len(inputs)}'
-            raise TypeError('TemporalDeconNeck: inputs must be the pair '
-                            '(feat, static) of the video encoder, got '
-                            f'{what}')
-        feat, static = inputs
+            expected = ('the pair (feat, static)' if want == 2 else
+                        f'(feat, static) and {want - 2} early map(s) '
+                        f'(skip_channels={self.skip_channels}: give the '
+                        'encoder skips=...)')
+            raise TypeError(f'TemporalDeconNeck: inputs must be {expected} '
+                            f'of the video encoder, got {what}')
+        feat, static = inputs[:2]
         c = self.in_channels
         if static.dim() != 4 or static.shape[1] != c:
             raise ValueError(f'TemporalDeconNeck: static must be (B, {c}, h, '
@@ -193,6 +260,22 @@ class TemporalDeconNeck(BaseModule):
                     'TemporalDeconNeck: feat (B, C, T, h, w) '
                     f'{tuple(feat.shape)} and static (B, C, h, w) '
                     f'{tuple(static.shape)} disagree in B or (h, w)')
+        h, w = (4 * n for n in static.shape[-2:])
+        for i, (skip, ch) in enumerate(zip(inputs[2:], self.skip_channels)):
+            shape = tuple(skip.shape)
+            dims = (5, ) if i == self.skip_lstm_index else (4, 5)
+            if len(shape) in dims and shape[:2] == (static.shape[0], ch) \
+                    and shape[-2:] in ((h, w), (2 * h, 2 * w)):
+                h, w = shape[-2:]
+                continue
+            what = ('(B, C, T, H, W) (its ConvLSTM needs the time axis: '
+                    'give the encoder skip_time=True)'
+                    if dims == (5, ) else '(B, C, H, W) or (B, C, T, H, W)')
+            raise ValueError(
+                f'TemporalDeconNeck: early map {i} must be {what} with C = '
+                f'{ch} and (H, W) = {(h, w)} or {(2 * h, 2 * w)} (the '
+                'resolution so far or twice it; static '
+                f'{tuple(static.shape)} decodes to 4h x 4w), got {shape}')
         return feat, static
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -202,18 +285,28 @@ class TemporalDeconNeck(BaseModule):
             inputs (tuple[Tensor]): ``(feat, static)`` from the video
                 encoder: ``feat`` = pI3D(V), (B, C, T', h, w) (not used
                 without the temporal branch) and ``static`` = F_V^S,
-                (B, C, h, w).
+                (B, C, h, w); with ``skip_channels`` then the early maps
+                (see above).
 
         Returns:
-            Tensor: F_V^M, (B, out_channels, 4h, 4w); with the temporal
-            branch the first ``out_channels // 2`` channels come from
+            Tensor: F_V^M, (B, out_channels, 4h, 4w) (or the resolution
+            of the finest early map); with the temporal branch the first
+            ``out_channels // 2`` channels of the pair's part come from
             ``static``, the rest from the ConvLSTM.
         """
         feat, static = self._check_inputs(inputs)
         out = self.static_decon(static)
-        if not self.use_temporal:
-            return out
-        if self.lstm_input_proj is not None:
-            feat = self.lstm_input_proj(feat)
-        temporal = self.temporal_decon(self.clstm(feat))
-        return torch.cat([out, temporal], dim=1)
+        if self.use_temporal:
+            if self.lstm_input_proj is not None:
+                feat = self.lstm_input_proj(feat)
+            temporal = self.temporal_decon(self.clstm(feat))
+            out = torch.cat([out, temporal], dim=1)
+        for i, (skip, proj) in enumerate(zip(inputs[2:], self.skip_projs)):
+            if skip.shape[-2:] != out.shape[-2:]:
+                out = F.interpolate(
+                    out, size=skip.shape[-2:], mode='bilinear',
+                    align_corners=False)
+            if i == self.skip_lstm_index:
+                out = out + self.skip_lstm_proj(self.skip_clstm(skip))
+            out = out + proj(skip.mean(dim=2) if skip.dim() == 5 else skip)
+        return out

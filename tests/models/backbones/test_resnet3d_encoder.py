@@ -348,3 +348,47 @@ def test_checkpoint_shape_mismatch_names_file(tmp_path):
                        r'\(8, 3, 5, 7, 7\), the module expects '
                        r'\(16, 3, 5, 7, 7\)'):
         wider.init_weights()
+
+
+@pytest.mark.parametrize('arch,stem,layer1', [(I3D_R18, 64, 64),
+                                              (I3D_R50, 64, 256)])
+def test_skips_add_early_maps_averaged_over_time(arch, stem, layer1):
+    torch.manual_seed(0)
+    plain = _build(arch)
+    model = _build(arch, skips=('layer1', 'conv1'))
+    model.load_state_dict(plain.state_dict())
+    assert plain.skip_channels == ()
+    assert model.skip_channels == (layer1, stem)
+    assert _build(arch, with_skip=True).skip_channels == (layer1, )
+    model.eval()
+    plain.eval()
+    x = torch.randn(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        feat, static, low, stem_map = model(x)
+        feat0, static0 = plain(x)
+        # by hand: the stem conv, then layer1 after the temporal pool2
+        bb = model.backbone
+        c1 = bb.conv1(x)
+        l1 = bb.layer1(bb.maxpool(c1))
+        if bb.with_pool2:
+            l1 = bb.pool2(l1)
+    # the pair is unchanged; the maps come in the order asked for
+    torch.testing.assert_close(feat, feat0)
+    torch.testing.assert_close(static, static0)
+    assert low.shape == (1, layer1, 16, 16)
+    assert stem_map.shape == (1, stem, 32, 32)
+    torch.testing.assert_close(low, l1.mean(2))
+    torch.testing.assert_close(stem_map, c1.mean(2))
+    # skip_time: the same maps before the temporal mean
+    timed = _build(arch, skips=('layer1', 'conv1'), skip_time=True)
+    timed.load_state_dict(plain.state_dict())
+    timed.eval()
+    with torch.no_grad():
+        _, _, low_t, stem_t = timed(x)
+    torch.testing.assert_close(low_t, l1)
+    torch.testing.assert_close(stem_t, c1)
+    with pytest.raises(ValueError, match='skips= adds earlier maps'):
+        _build(dict(I3D_R18, out_indices=(0, 2)))
+    for bad in (('layer2', ), ('conv1', 'conv1')):
+        with pytest.raises(ValueError, match='must name distinct maps'):
+            _build(arch, skips=bad)

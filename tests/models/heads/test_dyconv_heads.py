@@ -225,3 +225,43 @@ def test_build_from_another_scope(tmp_path):
         'cmdyseg.models.heads.cmdyconv_head', 'CMDyConvHead', '(2,', '1,',
         '6,', '7)'
     ], res.stdout
+
+
+@pytest.mark.parametrize('cls', [DyConvHead, GroupDyConvHead, CMDyConvHead,
+                                 DCMDyConvHead])
+def test_refine_runs_blocks_pooled_and_refines_at_input_size(cls):
+    import torch.nn.functional as F
+    head = _build(cls, num_modules=2, refine=dict(scale=2, channels=5))
+    plain = _build(cls, num_modules=2)
+    plain.load_state_dict({k: v for k, v in head.state_dict().items()
+                           if not k.startswith('refiner.')})
+    head.init_weights()
+    torch.manual_seed(1)
+    visual = torch.randn(B, C, 8, 10)
+    text = torch.randn(B, D_T)
+    coarse = plain(F.avg_pool2d(visual, 2), text)
+    up = F.interpolate(coarse, size=(8, 10), mode='bilinear',
+                       align_corners=False)
+    # an untrained refiner is the identity on the upsampled response
+    # (init_weights keeps the last conv at zero)
+    out = head(visual, text)
+    assert out.shape == (B, 1, 8, 10)
+    torch.testing.assert_close(out, up)
+    # by hand, with weights
+    ref = head.refiner
+    with torch.no_grad():
+        ref.conv2.weight.normal_()
+        ref.conv2.bias.normal_()
+    k = torch.tanh(ref.text_fc(text))[:, :, None, None]
+    hid = F.relu(ref.conv1(torch.cat([up, visual * k], 1)))
+    torch.testing.assert_close(head(visual, text), up + ref.conv2(hid))
+    # the refinement reads the sentence: another text, another edge
+    out2 = head(visual, torch.randn(B, D_T))
+    assert not torch.allclose(out2, head(visual, text))
+    head(visual, text).sum().backward()
+    assert ref.conv1.weight.grad is not None
+    with pytest.raises(ValueError, match='divisible by refine scale=2'):
+        head(torch.randn(B, C, 7, 10), text)
+    for bad in (dict(scale=1), dict(size=3), 2):
+        with pytest.raises(ValueError, match='refine'):
+            _build(cls, refine=bad)

@@ -181,3 +181,85 @@ def test_neck_rejects_bad_inputs():
         neck((static, static))
     with pytest.raises(ValueError, match='disagree'):
         neck((feat[..., :3], static))
+
+
+@pytest.mark.parametrize('use_temporal', [True, False])
+def test_neck_skips_add_projected_early_maps_top_down(use_temporal):
+    torch.manual_seed(0)
+    neck = TemporalDeconNeck(
+        8, 6, use_temporal=use_temporal, skip_channels=(5, 3))
+    plain = TemporalDeconNeck(8, 6, use_temporal=use_temporal)
+    plain.load_state_dict(
+        {k: v for k, v in neck.state_dict().items()
+         if not k.startswith('skip_projs.')})
+    feat = torch.randn(2, 8, 3, 4, 4)
+    static = torch.randn(2, 8, 4, 4)
+    low = torch.randn(2, 5, 16, 16, requires_grad=True)
+    stem = torch.randn(2, 3, 32, 32, requires_grad=True)
+    out = neck((feat, static, low, stem))
+    assert out.shape == (2, 6, 32, 32)
+    # at 4h x 4w: add; the finer map: upsample x2 first, then add
+    mid = plain((feat, static)) + neck.skip_projs[0](low)
+    want = F.interpolate(mid, size=(32, 32), mode='bilinear',
+                         align_corners=False) + neck.skip_projs[1](stem)
+    torch.testing.assert_close(out, want)
+    out.sum().backward()
+    assert low.grad.abs().sum() > 0 and stem.grad.abs().sum() > 0
+    # one int is one map
+    assert TemporalDeconNeck(8, 6, skip_channels=5).skip_channels == (5, )
+    # the encoder's pair alone is refused, naming the encoder option
+    with pytest.raises(TypeError, match='skips='):
+        neck((feat, static))
+    with pytest.raises(ValueError, match=r'early map 1 must be .* C = 3'):
+        neck((feat, static, low, torch.randn(2, 3, 64, 64)))
+    with pytest.raises(ValueError, match=r'early map 0 must be'):
+        neck((feat, static, torch.randn(2, 5, 8, 8), stem))
+    with pytest.raises(ValueError, match='skip_channels'):
+        TemporalDeconNeck(8, 6, skip_channels=(0, ))
+
+
+def test_neck_skip_lstm_runs_a_convlstm_on_an_early_map_sequence():
+    torch.manual_seed(0)
+    kw = dict(skip_channels=(5, 3), skip_lstm=dict(index=0, channels=4))
+    neck = TemporalDeconNeck(8, 6, **kw)
+    feat = torch.randn(2, 8, 3, 4, 4)
+    static = torch.randn(2, 8, 4, 4)
+    low = torch.randn(2, 5, 3, 16, 16)
+    stem = torch.randn(2, 3, 32, 32)
+    out = neck((feat, static, low, stem))
+    assert out.shape == (2, 6, 32, 32)
+    # by hand: the pair, + mean and ConvLSTM of layer1, up x2, + stem
+    pair = torch.cat([neck.static_decon(static),
+                      neck.temporal_decon(neck.clstm(feat))], 1)
+    mid = (pair + neck.skip_lstm_proj(neck.skip_clstm(low)) +
+           neck.skip_projs[0](low.mean(2)))
+    want = F.interpolate(mid, size=(32, 32), mode='bilinear',
+                         align_corners=False) + neck.skip_projs[1](stem)
+    torch.testing.assert_close(out, want)
+    # the order of the time steps matters there
+    out_rev = neck((feat, static, low.flip(2), stem))
+    assert not torch.allclose(out, out_rev)
+    # it needs the time axis
+    with pytest.raises(ValueError, match='skip_time=True'):
+        neck((feat, static, low.mean(2), stem))
+    # the ablation without the temporal branch has neither ConvLSTM; the
+    # early maps still count, averaged over time
+    plain = TemporalDeconNeck(8, 6, use_temporal=False, **kw)
+    assert not hasattr(plain, 'skip_clstm') and plain.skip_lstm_index is None
+    assert plain((feat, static, low, stem)).shape == (2, 6, 32, 32)
+    for bad in (dict(index=2, channels=4), dict(index=0), 3):
+        with pytest.raises(ValueError, match='skip_lstm must be'):
+            TemporalDeconNeck(8, 6, skip_channels=(5, 3), skip_lstm=bad)
+
+
+def test_convlstm_batched_input_gates_match_eq14_step_by_step():
+    # ConvLSTM convolves the input of all steps at once and skips the zero
+    # state's terms; the result is eq. 14 applied step by step from zeros
+    torch.manual_seed(0)
+    lstm = ConvLSTM(3, 4, kernel_size=3).double()
+    _randomise_peepholes(lstm.cell)
+    x = torch.randn(2, 3, 5, 6, 7, dtype=torch.float64)
+    h = c = torch.zeros(2, 4, 6, 7, dtype=torch.float64)
+    for t in range(5):
+        h, c = _eq14_by_hand(lstm.cell, x[:, :, t], h, c)
+    torch.testing.assert_close(lstm(x), h, rtol=1e-10, atol=1e-12)
