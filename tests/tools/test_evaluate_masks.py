@@ -15,6 +15,7 @@ from pycocotools import mask as mask_utils
 
 from cmdyseg.datasets.file_io import load_a2d_instance_mask
 from cmdyseg.utils.checkpoint import CheckpointError, check_checkpoint
+from cmdyseg.utils.errors import InvalidInputError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(
@@ -96,6 +97,33 @@ def test_empty_union_and_perfect_predictions(cfg, tmp_path):
     # frames with a single actor give IoU 1
     assert 0 < union['all/mIoU'] <= 100
     assert union['all/P@0.5'] >= 0
+
+
+def test_gt_through_a_response_map_by_hand(cfg):
+    # a 4 x 4 square in an 8 x 8 frame seen through 2 x 2: each cell holds
+    # a quarter of it; upsampled, the half-max keeps a centred blob
+    gt = np.zeros((8, 8), np.uint8)
+    gt[1:5, 1:5] = 1
+    small = np.array([[9, 3], [3, 1]]) / 16.
+    import torch
+    import torch.nn.functional as F
+    up = F.interpolate(torch.tensor(small, dtype=torch.float32)[None, None],
+                       size=(8, 8), mode='bilinear',
+                       align_corners=False)[0, 0].numpy()
+    want = (up > up.max() / 2).astype(np.uint8)
+    got = evaluate_masks.gt_through_response(gt, (2, 2))
+    np.testing.assert_array_equal(got, want)
+    # at the frame's own size it is the ground truth
+    np.testing.assert_array_equal(
+        evaluate_masks.gt_through_response(gt, (8, 8)), gt)
+    assert evaluate_masks.gt_through_response(
+        np.zeros_like(gt), (2, 2)).sum() == 0
+    # through the whole dataset: the finer, the closer to perfect
+    coarse = evaluate_masks.evaluate(cfg, 'gt@6x8')['all']['all/mIoU']
+    fine = evaluate_masks.evaluate(cfg, 'gt@24x32')['all']['all/mIoU']
+    assert coarse < fine < 100
+    with pytest.raises(InvalidInputError, match='gt@0x8'):
+        evaluate_masks.evaluate(cfg, 'gt@0x8')
 
 
 def test_missing_prediction_names_the_sample(cfg, tmp_path):

@@ -7,6 +7,11 @@ PRED is one of
   empty       an empty mask for every sample,
   union       the union of all annotated actors of the frame (knows every
               actor, not which one the sentence means),
+  gt@HxW      the ground truth seen through a response map of H x W: the
+              referred mask area-averaged to H x W, resized back
+              bilinearly and thresholded at half its maximum (the heads'
+              rule) -- the best a model whose response has that size can
+              do (e.g. gt@16x16 for the tiny model's 64 x 64 input / 4),
   FILE.json   predictions dumped by ``tools/test.py CONFIG CKPT --dump
               FILE.json`` (RLE masks).
 The ground truth comes from the config's test dataset (A2DSentencesDataset)
@@ -18,6 +23,7 @@ from ``synthetic_meta.json``) separately.
 import argparse
 import json
 import os.path as osp
+import re
 
 import numpy as np
 from mmengine.registry import init_default_scope
@@ -43,7 +49,8 @@ def parse_args(argv=None):
     parser.add_argument('config')
     parser.add_argument(
         '--pred', required=True,
-        help="'empty', 'union' or a predictions .json from tools/test.py")
+        help="'empty', 'union', 'gt@HxW' or a predictions .json from "
+        'tools/test.py')
     parser.add_argument(
         '--by-cue', action='store_true',
         help='also score each cue of the synthetic data separately')
@@ -56,6 +63,24 @@ def parse_args(argv=None):
 
 def _key(info):
     return tuple(str(info[k]) for k in KEY_FIELDS)
+
+
+_GT_AT = re.compile(r'^gt@(\d+)x(\d+)$')
+
+
+def gt_through_response(gt: np.ndarray, size) -> np.ndarray:
+    """``gt`` (H, W) 0/1 seen through a response map of ``size`` (h, w):
+    area average to ``size``, bilinear back to (H, W), half of the
+    maximum (see the module doc)."""
+    import torch
+    import torch.nn.functional as F
+    t = torch.from_numpy(gt.astype(np.float32))[None, None]
+    small = F.interpolate(t, size=size, mode='area')
+    up = F.interpolate(small, size=gt.shape, mode='bilinear',
+                       align_corners=False)[0, 0]
+    if up.max() <= 0:
+        return np.zeros_like(gt)
+    return (up > 0.5 * up.max()).numpy().astype(np.uint8)
 
 
 def union_of_actors(info) -> np.ndarray:
@@ -106,8 +131,13 @@ def evaluate(cfg, pred, by_cue=False):
     if by_cue:
         from cmdyseg.synthetic import instance_cues
         cues = instance_cues(dataset.data_root)
-    predictions = None
-    if pred not in ('empty', 'union'):
+    predictions = gt_size = None
+    if _GT_AT.match(pred):
+        gt_size = tuple(int(n) for n in _GT_AT.match(pred).groups())
+        if min(gt_size) < 1:
+            raise InvalidInputError(f'--pred {pred}: the size must be '
+                                    'positive')
+    elif pred not in ('empty', 'union'):
         predictions = load_predictions(pred)
 
     metrics = {}
@@ -128,6 +158,8 @@ def evaluate(cfg, pred, by_cue=False):
             mask = np.zeros_like(gt)
         elif pred == 'union':
             mask = union_of_actors(info)
+        elif gt_size is not None:
+            mask = gt_through_response(gt, gt_size)
         else:
             if _key(info) not in predictions:
                 raise MissingPredictionError(
