@@ -93,8 +93,10 @@ class TemporalDeconNeck(BaseModule):
         F_V^M = Up2(F_V^M) + Conv1x1(conv1)          (8h x 8w)
 
     An early map may keep its time axis (B, C, T, H, W)
-    (``ResNet3dEncoder(skip_time=True)``): it is averaged over time for
-    the addition above, and with ``skip_lstm=dict(index=i, channels=k)``
+    (``ResNet3dEncoder(skip_time=True)``): for the addition above it is
+    averaged over time (``skip_reduce='mean'``) or its centre step ``T //
+    2`` is taken (``'centre'``: the clip's annotated frame, where a moving
+    actor is, not the trail it leaves in the mean), and with ``skip_lstm=dict(index=i, channels=k)``
     and the temporal branch on, map ``i`` also runs through a second
     ConvLSTM (hidden ``k``) whose last hidden state is added through a 1x1
     convolution at that map's resolution -- the temporal branch at a
@@ -129,6 +131,8 @@ class TemporalDeconNeck(BaseModule):
             encoder's early maps after its pair, in the order it gives them
             (coarse to fine); None or () (the paper) takes the pair
             ``(feat, static)`` only. Defaults to None.
+        skip_reduce (str): ``'mean'`` or ``'centre'``: how an early map
+            with a time axis is added (see above). Defaults to 'mean'.
         skip_lstm (dict, optional): ``dict(index=i, channels=k)``: the
             ConvLSTM on early map ``i`` (which must keep its time axis),
             see above. Defaults to None.
@@ -146,6 +150,7 @@ class TemporalDeconNeck(BaseModule):
                  act_cfg: Optional[dict] = dict(type='ReLU'),
                  out_act_cfg: Optional[dict] = None,
                  skip_channels: Optional[int] = None,
+                 skip_reduce: str = 'mean',
                  skip_lstm: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -161,6 +166,10 @@ class TemporalDeconNeck(BaseModule):
         self.skip_channels = skip_channels
         self.skip_projs = nn.ModuleList(
             nn.Conv2d(c, out_channels, kernel_size=1) for c in skip_channels)
+        if skip_reduce not in ('mean', 'centre'):
+            raise ValueError("TemporalDeconNeck: skip_reduce must be 'mean' "
+                             f"or 'centre', got {skip_reduce!r}")
+        self.skip_reduce = skip_reduce
         self.skip_lstm_index = None
         if skip_lstm is not None:
             if (not isinstance(skip_lstm, dict)
@@ -308,5 +317,8 @@ class TemporalDeconNeck(BaseModule):
                     align_corners=False)
             if i == self.skip_lstm_index:
                 out = out + self.skip_lstm_proj(self.skip_clstm(skip))
-            out = out + proj(skip.mean(dim=2) if skip.dim() == 5 else skip)
+            if skip.dim() == 5:
+                skip = (skip.mean(dim=2) if self.skip_reduce == 'mean' else
+                        skip[:, :, skip.shape[2] // 2])
+            out = out + proj(skip)
         return out

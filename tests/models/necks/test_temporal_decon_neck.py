@@ -247,6 +247,16 @@ def test_neck_skip_lstm_runs_a_convlstm_on_an_early_map_sequence():
     plain = TemporalDeconNeck(8, 6, use_temporal=False, **kw)
     assert not hasattr(plain, 'skip_clstm') and plain.skip_lstm_index is None
     assert plain((feat, static, low, stem)).shape == (2, 6, 32, 32)
+    # the centre step instead of the mean
+    centre = TemporalDeconNeck(8, 6, skip_reduce='centre', **kw)
+    centre.load_state_dict(neck.state_dict())
+    mid_c = (pair + neck.skip_lstm_proj(neck.skip_clstm(low)) +
+             neck.skip_projs[0](low[:, :, 1]))
+    want_c = F.interpolate(mid_c, size=(32, 32), mode='bilinear',
+                           align_corners=False) + neck.skip_projs[1](stem)
+    torch.testing.assert_close(centre((feat, static, low, stem)), want_c)
+    with pytest.raises(ValueError, match='skip_reduce'):
+        TemporalDeconNeck(8, 6, skip_reduce='last')
     for bad in (dict(index=2, channels=4), dict(index=0), 3):
         with pytest.raises(ValueError, match='skip_lstm must be'):
             TemporalDeconNeck(8, 6, skip_channels=(5, 3), skip_lstm=bad)
