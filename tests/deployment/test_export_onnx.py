@@ -195,7 +195,7 @@ def test_cli_writes_model_and_sidecar(exported):
     assert meta['inputs'][0]['shape'] == ['batch', 3, 8, 64, 64]
     assert meta['inputs'][0]['dtype'] == 'uint8'
     assert meta['inputs'][1]['shape'] == ['sentences', 20, 50]
-    assert meta['outputs'][0]['shape'] == ['batch', 'sentences', 16, 16]
+    assert meta['outputs'][0]['shape'] == ['batch', 'sentences', 32, 32]
     assert meta['clip_len'] == 8 and meta['img_shape'] == [64, 64]
     assert meta['normalisation']['in_graph']
     assert meta['normalisation']['mean'] == [123.675, 116.28, 103.53]
