@@ -220,7 +220,7 @@ def test_onnxruntime_matches_pytorch(model, segmentor, lookup):
     clips = _clips(model, _smooth_frames())  # B = 6 windows
     words, lengths = lookup(SENTENCES)
     response, mask = segmentor.run(clips, words, lengths)
-    assert response.shape == (T, 2, 16, 16) and mask.dtype == np.uint8
+    assert response.shape == (T, 2, 32, 32) and mask.dtype == np.uint8
     ref = _pytorch_logits(model, clips, SENTENCES)[:, :, None]
     ref = ref.flatten(1, 2)  # (B, S, h, w)
     diff = np.abs(response - ref.numpy()).max()

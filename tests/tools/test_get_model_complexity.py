@@ -34,18 +34,27 @@ def _deconv_flops(cin, cout, k, in_pixels):
     return 2 * cin * cout * k * k * in_pixels
 
 
+# the tiny config without its finer decode (encoder skips, the neck's
+# skip additions and fine ConvLSTM, the head's refiner)
+PAPER_DECODE = ('model.backbone.skips=()', 'model.backbone.skip_time=False',
+                'model.neck.skip_channels=None', 'model.neck.skip_lstm=None',
+                'model.head.refine=None')
+
+
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
     """One run of main() at 8x32x32, batch 1, repeat 1, depth 2, with the
     JSON output; random word vectors keep it fast (the GloVe table is not
     read). k^V per channel (the paper's layout; the tiny config uses the
-    per-group option), which the hand counts below assume."""
+    per-group option) and the paper's decode (no skips, no refiner: see
+    PAPER_DECODE), which the hand counts below assume."""
     out = tmp_path_factory.mktemp('complexity') / 'res.json'
     results = tool.main([
         TINY, '--shape', *map(str, SHAPE), '--batch-size', '1', '--repeat',
         '1', '--depth', '2', '--device', 'cpu', '--random-word-vectors',
         '--json',
-        str(out), '--cfg-options', 'model.head.kv_per_group=False'
+        str(out), '--cfg-options', 'model.head.kv_per_group=False',
+        *PAPER_DECODE
     ])
     with open(out) as f:
         saved = json.load(f)
@@ -59,7 +68,10 @@ def model():
     from cmdyseg.utils.setup_env import register_all_modules
     register_all_modules()
     cfg = Config.fromfile(TINY)
-    cfg.model.head.kv_per_group = False  # as in the tool's run above
+    # as in the tool's run above
+    cfg.merge_from_dict(dict(
+        [('model.head.kv_per_group', False)] +
+        [(k, eval(v)) for k, v in (o.split('=') for o in PAPER_DECODE)]))
     return MODELS.build(cfg.model)
 
 
@@ -106,8 +118,11 @@ def test_flops_of_known_modules(run):
              _conv_flops(dm // 2, dm // 2, 3, mh * mw))
     assert rows['neck.static_decon']['flops_counter'] == decon
     assert rows['neck.temporal_decon']['flops_counter'] == decon
-    # ConvLSTM: one conv (C + C -> 4C, 3x3) per time step, T' = T / 2
-    clstm = (t // 2) * _conv_flops(2 * c, 4 * c, 3, fh * fw)
+    # ConvLSTM, T' = T / 2 steps: the input's gate share of every step
+    # (C -> 4C, 3x3) and the hidden state's from the second step on (the
+    # zero state's is skipped)
+    steps = t // 2
+    clstm = (2 * steps - 1) * _conv_flops(c, 4 * c, 3, fh * fw)
     assert rows['neck.clstm']['flops_counter'] == clstm
     assert rows['neck']['flops_counter'] == 2 * decon + clstm
     assert rows['neck']['flops_analytic'] == 0

@@ -255,7 +255,7 @@ def test_values_of_the_right_type_pass():
     cfg = apply('train_cfg.max_epochs=3', 'optim_wrapper.optimizer.lr=1e-4',
                 'model.head.kv_per_group=false', 'model.head.backend=torch',
                 'train_dataloader.dataset.indices=2',
-                'model.head.loss_decode.loss_weight=2')
+                'model.head.loss_decode.0.loss_weight=2')
     assert cfg.train_cfg.max_epochs == 3
     assert cfg.optim_wrapper.optimizer.lr == 1e-4
     assert cfg.model.head.kv_per_group is False
@@ -345,8 +345,8 @@ def test_unknown_argument_of_the_head():
     ('model.data_preprocessor.meen=1',
      "model.data_preprocessor.meen: ReferSegDataPreprocessor has no "
      "argument 'meen' (did you mean 'mean'?)"),
-    ('model.head.loss_decode.fg_wieght=2',
-     "model.head.loss_decode.fg_wieght: WeightedBCELoss has no argument "
+    ('model.head.loss_decode.0.fg_wieght=2',
+     "model.head.loss_decode.0.fg_wieght: WeightedBCELoss has no argument "
      "'fg_wieght' (did you mean 'fg_weight'?)"),
     ('optim_wrapper.optimizer.lrr=0.1',
      "optim_wrapper.optimizer.lrr: Adam has no argument 'lrr' (did you "

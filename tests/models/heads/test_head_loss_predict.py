@@ -237,7 +237,7 @@ def test_segmentor_loss_is_eq16_by_hand(tiny_model):
     with torch.no_grad():
         logits = tiny_model(data['inputs'], samples, mode='tensor')
         losses = tiny_model(data['inputs'], samples, mode='loss')
-    assert logits.shape == (2, 1, 16, 16)
+    assert logits.shape == (2, 1, 32, 32)
     up = F.interpolate(logits, size=(64, 64), mode='bilinear',
                        align_corners=False)
     target = torch.stack([s.gt_mask.data for s in samples])
