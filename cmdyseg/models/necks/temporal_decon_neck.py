@@ -96,9 +96,9 @@ class TemporalDeconNeck(BaseModule):
     (``ResNet3dEncoder(skip_time=True)``): for the addition above it is
     averaged over time (``skip_reduce='mean'``) or its centre step ``T //
     2`` is taken (``'centre'``: the clip's annotated frame, where a moving
-    actor is, not the trail it leaves in the mean), and with ``skip_lstm=dict(index=i, channels=k)``
-    and the temporal branch on, map ``i`` also runs through a second
-    ConvLSTM (hidden ``k``) whose last hidden state is added through a 1x1
+    actor is, not the trail it leaves in the mean), and with
+    ``skip_lstm=dict(index=i, channels=k)`` and the temporal branch on,
+    map ``i`` also runs through a second ConvLSTM (hidden ``k``) whose last hidden state is added through a 1x1
     convolution at that map's resolution -- the temporal branch at a
     resolution where actors are several cells wide (``use_temporal=False``
     removes both ConvLSTMs)::
