@@ -98,7 +98,8 @@ class TemporalDeconNeck(BaseModule):
     2`` is taken (``'centre'``: the clip's annotated frame, where a moving
     actor is, not the trail it leaves in the mean), and with
     ``skip_lstm=dict(index=i, channels=k)`` and the temporal branch on,
-    map ``i`` also runs through a second ConvLSTM (hidden ``k``) whose last hidden state is added through a 1x1
+    map ``i`` also runs through a second ConvLSTM (hidden ``k``) whose
+    last hidden state is added through a 1x1
     convolution at that map's resolution -- the temporal branch at a
     resolution where actors are several cells wide (``use_temporal=False``
     removes both ConvLSTMs)::
