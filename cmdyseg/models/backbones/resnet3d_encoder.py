@@ -109,8 +109,6 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
         skip_time (bool): Return the early maps with their time axis, (B,
             C, T_s, H_s, W_s), not averaged (for a neck that also runs a
             ConvLSTM on one of them: ``skip_lstm``). Defaults to False.
-        with_skip (bool): Shorthand for ``skips=('layer1', )``. Defaults to
-            False.
         init_cfg (dict or list[dict], optional): mmengine init config; see
             above for ``type='Pretrained'``.
 
@@ -125,7 +123,6 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
                  eps: float = 1e-12,
                  skips: Sequence[str] = (),
                  skip_time: bool = False,
-                 with_skip: bool = False,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         if kwargs:
@@ -141,7 +138,7 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
         self.eps = eps
         if isinstance(skips, str):
             skips = (skips, )
-        skips = tuple(skips) + (('layer1', ) if with_skip else ())
+        skips = tuple(skips)
         bad = [s for s in skips if s not in SKIP_STAGES]
         if bad or len(set(skips)) != len(skips):
             raise ValueError(

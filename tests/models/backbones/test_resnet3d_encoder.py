@@ -359,7 +359,7 @@ def test_skips_add_early_maps_averaged_over_time(arch, stem, layer1):
     model.load_state_dict(plain.state_dict())
     assert plain.skip_channels == ()
     assert model.skip_channels == (layer1, stem)
-    assert _build(arch, with_skip=True).skip_channels == (layer1, )
+    assert _build(arch, skips='layer1').skip_channels == (layer1, )
     model.eval()
     plain.eval()
     x = torch.randn(1, 3, 8, 64, 64)
