@@ -13,8 +13,9 @@ class _CMDyConvHeadBase(BaseDyConvHead):
                  num_modules: int, coord_channels: int, deformable: bool,
                  offset_groups: int, kv_per_group: bool,
                  kt_act_cfg: Optional[dict], kv_act_cfg: Optional[dict],
-                 backend: str, norm_cfg: Optional[dict],
-                 act_cfg: Optional[dict], init_cfg, **kwargs):
+                 coord_kernel: bool, backend: str,
+                 norm_cfg: Optional[dict], act_cfg: Optional[dict],
+                 init_cfg, **kwargs):
         super().__init__(in_channels, text_channels, groups, num_modules,
                          coord_channels, init_cfg=init_cfg, **kwargs)
         self.backend = backend
@@ -24,6 +25,7 @@ class _CMDyConvHeadBase(BaseDyConvHead):
             offset_groups=offset_groups,
             kt_act_cfg=kt_act_cfg,
             kv_act_cfg=kv_act_cfg,
+            coord_kernel=coord_kernel,
             backend=backend,
             norm_cfg=norm_cfg,
             act_cfg=act_cfg)
@@ -59,6 +61,9 @@ class CMDyConvHead(_CMDyConvHeadBase):
             (default False, the faithful eq. 11).
         kt_act_cfg (dict | None): activation of k^T (default Tanh).
         kv_act_cfg (dict | None): activation of k^V (default Sigmoid).
+        coord_kernel (bool): scale the coordinate maps by a text kernel
+            ``act_T(FC(F_T))`` before ``P`` (not in the paper: in eq. 8 the
+            sentence cannot weight ``C`` directly). Default False.
         backend (str): CMDyConv operation backend: ``'auto'`` (chosen
             per device by :func:`get_cmdyconv_backend`: the compiled
             kernels on CPU when built, else the PyTorch path; Triton, else
@@ -81,6 +86,7 @@ class CMDyConvHead(_CMDyConvHeadBase):
                  kv_per_group: bool = False,
                  kt_act_cfg: Optional[dict] = dict(type='Tanh'),
                  kv_act_cfg: Optional[dict] = dict(type='Sigmoid'),
+                 coord_kernel: bool = False,
                  backend: str = 'auto',
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
@@ -88,8 +94,8 @@ class CMDyConvHead(_CMDyConvHeadBase):
                  **kwargs):
         super().__init__(in_channels, text_channels, groups, num_modules,
                          coord_channels, False, 1, kv_per_group, kt_act_cfg,
-                         kv_act_cfg, backend, norm_cfg, act_cfg, init_cfg,
-                         **kwargs)
+                         kv_act_cfg, coord_kernel, backend, norm_cfg,
+                         act_cfg, init_cfg, **kwargs)
 
 
 @MODELS.register_module()
@@ -120,6 +126,7 @@ class DCMDyConvHead(_CMDyConvHeadBase):
                  kv_per_group: bool = False,
                  kt_act_cfg: Optional[dict] = dict(type='Tanh'),
                  kv_act_cfg: Optional[dict] = dict(type='Sigmoid'),
+                 coord_kernel: bool = False,
                  backend: str = 'auto',
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
@@ -127,5 +134,5 @@ class DCMDyConvHead(_CMDyConvHeadBase):
                  **kwargs):
         super().__init__(in_channels, text_channels, groups, num_modules,
                          coord_channels, True, offset_groups, kv_per_group,
-                         kt_act_cfg, kv_act_cfg, backend, norm_cfg, act_cfg,
-                         init_cfg, **kwargs)
+                         kt_act_cfg, kv_act_cfg, coord_kernel, backend,
+                         norm_cfg, act_cfg, init_cfg, **kwargs)

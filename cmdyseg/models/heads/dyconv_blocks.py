@@ -33,7 +33,15 @@ def _check_groups(in_channels: int, groups: int, owner: str):
 
 class _ResidualOutput(BaseModule):
     """Shared tail: ``P`` (1x1 conv over ``[G(k, F), C]``) and, for
-    intermediate blocks, norm + residual + activation."""
+    intermediate blocks, norm + residual + activation.
+
+    With ``coord_kernel`` (not in the paper) ``C`` is first scaled by a text
+    kernel ``k^C = act(FC_C(F_T))`` (B, D_C), as the DyConv baseline's
+    kernel covers its coordinate channels: ``P([G(k, F), k^C * C])``. In
+    eq. 8 ``P`` is a static 1x1 conv, so the coordinates reach the response
+    as one sentence-independent map per block, and a sentence can only
+    select a position through what earlier blocks wrote into the features.
+    """
 
     def __init__(self,
                  in_channels: int,
@@ -41,9 +49,20 @@ class _ResidualOutput(BaseModule):
                  last: bool,
                  norm_cfg: Optional[dict],
                  act_cfg: Optional[dict],
-                 init_cfg=None):
+                 init_cfg=None,
+                 text_channels: int = 0,
+                 coord_channels: int = 0,
+                 coord_kernel: bool = False,
+                 kernel_act_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.last = last
+        if coord_kernel and coord_channels:
+            self.coord_fc = nn.Linear(text_channels, coord_channels)
+            self.coord_act = (
+                build_activation_layer(kernel_act_cfg)
+                if kernel_act_cfg is not None else nn.Identity())
+        else:
+            self.coord_fc = None
         out_channels = 1 if last else in_channels
         with_norm = norm_cfg is not None and not last
         self.pointwise = nn.Conv2d(
@@ -55,8 +74,13 @@ class _ResidualOutput(BaseModule):
             build_activation_layer(act_cfg)
             if act_cfg is not None and not last else nn.Identity())
 
-    def _finish(self, x: Tensor, g: Tensor, coords: Tensor) -> Tensor:
-        r = self.pointwise(torch.cat([g, coords.to(g.dtype)], 1))
+    def _finish(self, x: Tensor, g: Tensor, coords: Tensor,
+                text: Tensor) -> Tensor:
+        coords = coords.to(g.dtype)
+        if self.coord_fc is not None:
+            kc = self.coord_act(self.coord_fc(text)).to(g.dtype)
+            coords = coords * kc[:, :, None, None]
+        r = self.pointwise(torch.cat([g, coords], 1))
         if self.last:
             return r
         return self.act(x + self.norm(r))
@@ -78,6 +102,8 @@ class GroupDyConvBlock(_ResidualOutput):
             update.
         kernel_act_cfg (dict | None): activation of the text kernel
             (default Tanh, eq. 5).
+        coord_kernel (bool): scale ``C`` by a text kernel too (not in the
+            paper; see :class:`_ResidualOutput`). Default False.
         norm_cfg, act_cfg (dict | None): of intermediate blocks.
     """
 
@@ -88,12 +114,14 @@ class GroupDyConvBlock(_ResidualOutput):
                  coord_channels: int,
                  last: bool,
                  kernel_act_cfg: Optional[dict] = dict(type='Tanh'),
+                 coord_kernel: bool = False,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
                  init_cfg=None):
         _check_groups(in_channels, groups, type(self).__name__)
         super().__init__(in_channels, groups + coord_channels, last,
-                         norm_cfg, act_cfg, init_cfg)
+                         norm_cfg, act_cfg, init_cfg, text_channels,
+                         coord_channels, coord_kernel, kernel_act_cfg)
         self.groups = groups
         self.text_fc = nn.Linear(text_channels, in_channels)
         self.kernel_act = (
@@ -105,7 +133,7 @@ class GroupDyConvBlock(_ResidualOutput):
         k = self.kernel_act(self.text_fc(text)).to(x.dtype)
         g = x * k.view(b, c, 1, 1)
         g = g.view(b, self.groups, c // self.groups, h, w).sum(2)
-        return self._finish(x, g, coords)
+        return self._finish(x, g, coords, text)
 
 
 class CMDyConvBlock(_ResidualOutput):
@@ -129,6 +157,9 @@ class CMDyConvBlock(_ResidualOutput):
             eq. 5).
         kv_act_cfg (dict | None): activation of ``k^V`` (default Sigmoid,
             the DCNv2 modulation convention).
+        coord_kernel (bool): scale ``C`` by a text kernel (activation
+            ``kt_act_cfg``) too (not in the paper; see
+            :class:`_ResidualOutput`). Default False.
         backend (str): CMDyConv backend (see
             :func:`cmdyseg.models.layers.get_cmdyconv_backend`).
         norm_cfg, act_cfg (dict | None): of intermediate blocks.
@@ -149,6 +180,7 @@ class CMDyConvBlock(_ResidualOutput):
                  offset_groups: int = 1,
                  kt_act_cfg: Optional[dict] = dict(type='Tanh'),
                  kv_act_cfg: Optional[dict] = dict(type='Sigmoid'),
+                 coord_kernel: bool = False,
                  backend: str = 'auto',
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
@@ -167,7 +199,8 @@ class CMDyConvBlock(_ResidualOutput):
                     override=dict(name='offset_conv'))
                 if deformable else None)
         super().__init__(in_channels, groups + coord_channels, last,
-                         norm_cfg, act_cfg, init_cfg)
+                         norm_cfg, act_cfg, init_cfg, text_channels,
+                         coord_channels, coord_kernel, kt_act_cfg)
         self.groups = groups
         self.backend = backend
         self.text_fc = nn.Linear(text_channels, in_channels)
@@ -194,7 +227,7 @@ class CMDyConvBlock(_ResidualOutput):
         kv = self.kv_act(self.kv_conv(x))
         offset = self.offset_conv(x) if self.offset_conv is not None else None
         g = cmdyconv(x, kt, kv, offset, self.groups, backend=self.backend)
-        return self._finish(x, g, coords)
+        return self._finish(x, g, coords, text)
 
 
 class DyConvBlock(BaseModule):

@@ -25,6 +25,9 @@ class GroupDyConvHead(BaseDyConvHead):
         num_modules (int): stacked blocks (default 3).
         coord_channels (int): D_C, 8 / 2 / 0.
         kernel_act_cfg (dict | None): activation of k (default Tanh).
+        coord_kernel (bool): scale the coordinate maps by a text kernel
+            before ``P`` (not in the paper; see :class:`CMDyConvHead`).
+            Default False.
         norm_cfg (dict | None): norm of intermediate blocks (default BN).
         act_cfg (dict | None): activation after each residual (default ReLU).
         init_cfg (dict | list | None): mmengine initialisation config.
@@ -40,6 +43,7 @@ class GroupDyConvHead(BaseDyConvHead):
                  num_modules: int = 3,
                  coord_channels: int = 8,
                  kernel_act_cfg: Optional[dict] = dict(type='Tanh'),
+                 coord_kernel: bool = False,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
                  init_cfg=None,
@@ -47,6 +51,7 @@ class GroupDyConvHead(BaseDyConvHead):
         super().__init__(in_channels, text_channels, groups, num_modules,
                          coord_channels, init_cfg=init_cfg, **kwargs)
         self.kernel_act_cfg = kernel_act_cfg
+        self.coord_kernel = coord_kernel
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
         self._build_blocks()
@@ -59,5 +64,6 @@ class GroupDyConvHead(BaseDyConvHead):
             self.coord_channels,
             last,
             kernel_act_cfg=self.kernel_act_cfg,
+            coord_kernel=self.coord_kernel,
             norm_cfg=self.norm_cfg,
             act_cfg=self.act_cfg)

@@ -22,6 +22,8 @@ HEADS = [
     (CMDyConvHead, dict(num_modules=2, kv_per_group=True)),
     (DCMDyConvHead, dict(num_modules=3)),
     (DCMDyConvHead, dict(num_modules=2, offset_groups=G, kv_per_group=True)),
+    (GroupDyConvHead, dict(num_modules=2, coord_kernel=True)),
+    (DCMDyConvHead, dict(num_modules=2, kv_per_group=True, coord_kernel=True)),
 ]
 IDS = [f'{cls.__name__}-{i}' for i, (cls, _) in enumerate(HEADS)]
 
@@ -265,3 +267,32 @@ def test_refine_runs_blocks_pooled_and_refines_at_input_size(cls):
     for bad in (dict(scale=1), dict(size=3), 2):
         with pytest.raises(ValueError, match='refine'):
             _build(cls, refine=bad)
+
+
+@pytest.mark.parametrize('cls', [GroupDyConvHead, CMDyConvHead,
+                                 DCMDyConvHead])
+def test_coord_kernel_lets_the_sentence_weight_the_coordinates(cls):
+    from cmdyseg.models.layers import coord_features
+    zero = torch.zeros(B, C, H, W)
+    text = torch.randn(B, D_T, generator=torch.Generator().manual_seed(3))
+    # eq. 8: with no visual signal one block's response is P([0, C]), the
+    # same map whatever the sentence
+    plain = _build(cls, num_modules=1).eval()
+    with torch.no_grad():
+        out = plain(zero, text)
+    torch.testing.assert_close(out[0], out[1])
+    head = _build(cls, num_modules=1, coord_kernel=True).eval()
+    block = head.blocks[0]
+    assert block.coord_fc.out_features == 8
+    with torch.no_grad():
+        out = head(zero, text)
+        kc = torch.tanh(block.coord_fc(text))[:, :, None, None]
+        coords = coord_features(B, H, W, 8)
+        g = torch.zeros(B, G, H, W)
+        ref = block.pointwise(torch.cat([g, kc * coords], 1))
+    torch.testing.assert_close(out, ref)
+    # another sentence, another position map
+    assert (out[0] - out[1]).abs().max() > 1e-3
+    # nothing to weight without coordinate channels
+    assert _build(cls, coord_channels=0,
+                  coord_kernel=True).blocks[0].coord_fc is None
