@@ -3,13 +3,17 @@
 
     python demo/inference.py VIDEO "SENTENCE" [--sentence "ANOTHER" ...] \
         --config CONFIG --checkpoint CHECKPOINT [--device cpu] \
-        [--out DIR] [--batch-size N] [--window-stride K] [--fps FPS] \
+        [--out DIR] [--batch-size N] [--window-stride K] \
+        [--interpolate {features,responses}] [--fps FPS] \
         [--overwrite] [--no-gif] [--no-progress]
 
 ``--window-stride K`` (K > 1) is the fast mode: the video encoder runs on
 the clips of every K-th frame only and the frames in between get
-interpolated video features (cmdyseg.apis.segment_frames); the default 1
-segments every frame from its own clip, exactly as the model was trained.
+interpolated video features (cmdyseg.apis.segment_frames); with
+``--interpolate responses`` the head too runs on those frames only and the
+frames in between get interpolated response maps (faster when the head is
+costly: several sentences, the paper-size heads). The default 1 segments
+every frame from its own clip, exactly as the model was trained.
 
 VIDEO is a video file or a folder of frames (image files, natural order).
 DIR (default ``demo_outputs/<video name>``) receives
@@ -108,6 +112,13 @@ def parse_args(argv=None):
         default=1,
         help='1 (default): every frame from its own clip; K > 1: fast '
         'mode, the video encoder runs on every K-th frame\'s clip')
+    parser.add_argument(
+        '--interpolate',
+        choices=('features', 'responses'),
+        default='features',
+        help='what the fast mode interpolates between the encoded frames: '
+        'their video features (default; the head runs on every frame) or '
+        'their response maps (the head runs on the encoded frames only)')
     parser.add_argument(
         '--fps',
         type=float,
@@ -317,7 +328,8 @@ def run(args) -> str:
             raise DemoError(f'config file not found: {args.config}')
         # a missing, corrupt, unsafe or foreign checkpoint: CheckpointError
         model = init_model(args.config, args.checkpoint, device=args.device)
-        segment = functools.partial(inference_model, model)
+        segment = functools.partial(
+            inference_model, model, interpolate=args.interpolate)
     try:
         check_sentences(sentences, model.text_encoder)
     except ValueError as e:

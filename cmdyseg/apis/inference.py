@@ -13,10 +13,11 @@ from the config's test pipeline.
 Several sentences share one video pass: the segmentor's
 ``encode_video`` (backbone + neck) runs once per window and its
 ``encode_text`` once per sentence; only the head runs per (window,
-sentence) pair, through its own ``predict`` -- the code that
-``CMDySegmentor.predict`` uses: the response map upsampled to the
-original frame size, a sigmoid and the model's ``test_cfg`` (SPEC item 12:
-half of the map's maximum). Nothing here re-implements the model.
+sentence) pair, through its own ``forward`` and ``predict_by_feat`` (its
+``predict``) -- the code that ``CMDySegmentor.predict`` uses: the
+response map upsampled to the original frame size, a sigmoid and the
+model's ``test_cfg`` (SPEC item 12: half of the map's maximum). Nothing
+here re-implements the model.
 """
 import copy
 import os
@@ -282,6 +283,18 @@ def window_centres(num_frames: int, window_stride: int) -> np.ndarray:
     return centres
 
 
+#: What the fast mode interpolates between two encoded frames.
+INTERPOLATE_MODES = ('features', 'responses')
+
+
+def check_interpolate(interpolate: str) -> str:
+    """``interpolate`` checked against :data:`INTERPOLATE_MODES`."""
+    if interpolate not in INTERPOLATE_MODES:
+        raise ValueError(f'interpolate must be one of {INTERPOLATE_MODES}, '
+                         f'got {interpolate!r}')
+    return interpolate
+
+
 @torch.no_grad()
 def segment_frames(model: torch.nn.Module,
                    frames: np.ndarray,
@@ -290,7 +303,8 @@ def segment_frames(model: torch.nn.Module,
                    windows: Union[np.ndarray, VideoPreprocessor],
                    batch_size: int = 4,
                    progress: bool = False,
-                   window_stride: int = 1) -> List[Dict]:
+                   window_stride: int = 1,
+                   interpolate: str = 'features') -> List[Dict]:
     """Masks of every frame for every sentence (the core of
     :func:`inference_model`).
 
@@ -298,12 +312,18 @@ def segment_frames(model: torch.nn.Module,
     from its own clip ``windows[t]``, as the model was trained; the video
     encoder therefore sees every frame ``clip_len`` times. Fast mode
     (``window_stride=k > 1``): only the clips of every k-th frame (and of
-    the last frame) go through the video encoder; the video feature of a
-    frame in between is the linear interpolation of the features of the
-    two encoded frames around it, and the head (dynamic convolutions,
-    response map, half-max) still runs on every frame. The video encoder
-    runs about k times less often (the speed-up and the agreement with the
-    exact mode are measured in configs/cmdyconv/README.md).
+    the last frame) go through the video encoder. With
+    ``interpolate='features'`` the video feature of a frame in between is
+    the linear interpolation of the features of the two encoded frames
+    around it, and the head (dynamic convolutions, response map) still runs
+    on every frame; with ``interpolate='responses'`` the head runs only on
+    the encoded frames too and a frame in between gets the linear
+    interpolation of their response maps (logits, at the head's
+    resolution). Either way the mask of every frame is made from its own
+    response (upsampled, sigmoid, half-max). The video encoder -- and with
+    ``'responses'`` the head -- runs about k times less often (the
+    speed-up and the agreement with the exact mode are measured in
+    configs/cmdyconv/README.md).
 
     Args:
         model (CMDySegmentor): In eval mode; its ``data_preprocessor``,
@@ -321,6 +341,9 @@ def segment_frames(model: torch.nn.Module,
         progress (bool): Show an mmengine progress bar over the frames.
         window_stride (int): 1 for the exact mode, k > 1 for the fast mode
             (see above).
+        interpolate (str): What the fast mode interpolates: ``'features'``
+            (default) or ``'responses'`` (see above); unused when
+            ``window_stride`` is 1.
 
     Returns:
         list[dict]: One per sentence: ``sentence``, ``masks`` ``(T, H, W)``
@@ -332,6 +355,8 @@ def segment_frames(model: torch.nn.Module,
     num_frames = frames.shape[0]
     windows = check_windows(windows, num_frames)
     centres = window_centres(num_frames, window_stride)
+    share_head = check_interpolate(interpolate) == 'responses'
+    head = model.head
     H, W = (int(s) for s in ori_shape)
     masks = [np.zeros((num_frames, H, W), np.uint8) for _ in sentences]
     scores = [np.zeros(num_frames, np.float32) for _ in sentences]
@@ -347,12 +372,19 @@ def segment_frames(model: torch.nn.Module,
             dict(inputs=clips, data_samples=None))['inputs']
         return model.encode_video(inputs)
 
-    def predict(ts: List[int], visual: torch.Tensor) -> None:
+    def respond(visual: torch.Tensor) -> torch.Tensor:
+        """(n, C, h, w) video features -> (n, S, h', w') response logits,
+        the head's forward (what its ``predict`` starts with)."""
+        return torch.cat([
+            head(visual, text[s:s + 1].expand(visual.shape[0], -1))
+            for s in range(len(sentences))
+        ], 1)
+
+    def decode(ts: List[int], logits: torch.Tensor) -> None:
         metas = [dict(ori_shape=(H, W), img_shape=img_shape)] * len(ts)
         for s in range(len(sentences)):
-            preds = model.head.predict(
-                visual, text[s:s + 1].expand(visual.shape[0], -1), metas,
-                model.test_cfg)
+            preds = head.predict_by_feat(logits[:, s:s + 1], metas,
+                                         model.test_cfg)
             masks[s][ts] = torch.cat(
                 [p['pred_mask'] for p in preds]).cpu().numpy()
             scores[s][ts] = torch.stack(
@@ -360,25 +392,29 @@ def segment_frames(model: torch.nn.Module,
         if bar is not None:
             bar.update(len(ts))
 
-    prev = None  # (frame, video feature) of the last encoded frame
+    prev = None  # (frame, what is interpolated) of the last encoded frame
     for start in range(0, len(centres), batch_size):
         batch = centres[start:start + batch_size]
         visual = encode(batch)
         if window_stride == 1:
-            predict(batch.tolist(), visual)
+            decode(batch.tolist(), respond(visual))
             continue
-        for c, feat in zip(batch.tolist(), visual):
+        # the fast mode: interpolate the features, or the responses
+        known = respond(visual) if share_head else visual
+        for c, cur in zip(batch.tolist(), known):
             if prev is None:
-                ts, feats = [c], feat[None]
+                ts, vals = [c], cur[None]
             else:
-                p, pfeat = prev
+                p, pval = prev
                 ts = list(range(p + 1, c + 1))
                 w = torch.tensor([(t - p) / (c - p) for t in ts],
-                                 dtype=feat.dtype).view(-1, 1, 1, 1)
-                feats = torch.lerp(pfeat[None], feat[None], w)
+                                 dtype=cur.dtype).view(-1, 1, 1, 1)
+                vals = torch.lerp(pval[None], cur[None], w)
             for i in range(0, len(ts), batch_size):
-                predict(ts[i:i + batch_size], feats[i:i + batch_size])
-            prev = (c, feat)
+                part = vals[i:i + batch_size]
+                decode(ts[i:i + batch_size],
+                       part if share_head else respond(part))
+            prev = (c, cur)
     if bar is not None:
         bar.file.write('\n')
         bar.file.flush()
@@ -394,7 +430,9 @@ def inference_model(model: torch.nn.Module,
                     batch_size: int = 4,
                     progress: bool = False,
                     fps: Optional[float] = None,
-                    window_stride: int = 1) -> Union[Dict, List[Dict]]:
+                    window_stride: int = 1,
+                    interpolate: str = 'features'
+                    ) -> Union[Dict, List[Dict]]:
     """Segment what each sentence refers to in every frame of a video.
 
     Args:
@@ -414,6 +452,10 @@ def inference_model(model: torch.nn.Module,
             exactly as trained; k > 1: the fast mode of
             :func:`segment_frames` (the video encoder runs on every k-th
             frame's clip, features in between interpolated).
+        interpolate (str): In the fast mode, ``'features'`` (default) or
+            ``'responses'`` (the head runs on the encoded frames only,
+            response maps in between interpolated); see
+            :func:`segment_frames`.
 
     Returns:
         dict | list[dict]: Per sentence, ``dict(sentence, masks, scores)``
@@ -436,5 +478,6 @@ def inference_model(model: torch.nn.Module,
         preprocessor,
         batch_size,
         progress,
-        window_stride=window_stride)
+        window_stride=window_stride,
+        interpolate=check_interpolate(interpolate))
     return results[0] if single else results

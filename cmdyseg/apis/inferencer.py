@@ -61,7 +61,7 @@ class ReferSegInferencer(BaseInferencer):
     """
 
     preprocess_kwargs: set = {'sentences', 'fps'}
-    forward_kwargs: set = {'window_stride'}
+    forward_kwargs: set = {'window_stride', 'interpolate'}
     visualize_kwargs: set = {'return_vis', 'show', 'wait_time', 'vis_out_dir'}
     postprocess_kwargs: set = set()
 
@@ -122,7 +122,9 @@ class ReferSegInferencer(BaseInferencer):
             batch_size (int): Clip windows per video-encoder call.
             **kwargs: ``sentences`` (required), ``fps``,
                 ``window_stride`` (1: exact; k > 1: the fast mode of
-                :func:`segment_frames`), ``return_vis``, ``show``,
+                :func:`segment_frames`), ``interpolate`` (``'features'`` or
+                ``'responses'``, what the fast mode interpolates),
+                ``return_vis``, ``show``,
                 ``wait_time``, ``vis_out_dir``.
         """
         return super().__call__(
@@ -151,9 +153,10 @@ class ReferSegInferencer(BaseInferencer):
     def forward(self,
                 inputs: Dict,
                 window_stride: int = 1,
+                interpolate: str = 'features',
                 **kwargs) -> List[Dict]:
-        """Segment one preprocessed video (``window_stride``: see
-        :func:`segment_frames`).
+        """Segment one preprocessed video (``window_stride``,
+        ``interpolate``: see :func:`segment_frames`).
 
         Returns:
             list[dict]: One dict: ``name``, ``num_frames``, ``ori_shape``,
@@ -167,7 +170,8 @@ class ReferSegInferencer(BaseInferencer):
             inputs['sentences'],
             self.pipeline,
             inputs['batch_size'],
-            window_stride=window_stride)
+            window_stride=window_stride,
+            interpolate=interpolate)
         return [
             dict(
                 name=inputs['name'],

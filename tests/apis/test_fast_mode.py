@@ -132,10 +132,14 @@ def test_fast_mode_keeps_the_encoded_frames_exact(model, frames, windows,
         for e, f in zip(exact, fast))
 
 
+@pytest.mark.parametrize('interpolate', ['features', 'responses'])
 def test_fast_mode_interpolates_the_centre_features(model, frames, windows,
-                                                    monkeypatch):
-    """encode_video sees only the centres' windows; the head gets
-    ``(1 - w) v_a + w v_b`` between centres a < t < b, w = (t-a)/(b-a)."""
+                                                    monkeypatch,
+                                                    interpolate):
+    """encode_video sees only the centres' windows. 'features': the head
+    gets ``(1 - w) v_a + w v_b`` between centres a < t < b, w =
+    (t-a)/(b-a); 'responses': the head sees the centres' features only and
+    the decoding gets the same blend of their responses."""
     seen = []
 
     def fake_encode_video(inputs):
@@ -148,16 +152,24 @@ def test_fast_mode_interpolates_the_centre_features(model, frames, windows,
         feat = feat + centre[:, None, :, None] * 0.1
         return feat.expand(-1, -1, -1, 2).contiguous()
 
-    got = []
+    def response_of(visual):
+        # a response map (n, 1, 3, 2) that is not linear in the feature
+        return visual[:, :1]**2 + visual[:, 1:2]
 
-    def fake_predict(visual, text, metas, test_cfg=None):
+    got, decoded = [], []
+
+    def fake_forward(visual, text):
         got.append(visual.clone())
         assert text.shape == (visual.shape[0], 128)
-        assert [m['ori_shape'] for m in metas] == [ORI] * visual.shape[0]
+        return response_of(visual)
+
+    def fake_predict_by_feat(logits, metas, test_cfg=None):
+        decoded.append(logits.clone())
+        assert [m['ori_shape'] for m in metas] == [ORI] * logits.shape[0]
         return [
             dict(
                 pred_mask=torch.zeros((1, ) + ORI, dtype=torch.uint8),
-                pred_score=torch.tensor(0.)) for _ in range(visual.shape[0])
+                pred_score=torch.tensor(0.)) for _ in range(logits.shape[0])
         ]
 
     # the clips of every frame, as the preprocessor makes them
@@ -169,10 +181,12 @@ def test_fast_mode_interpolates_the_centre_features(model, frames, windows,
     assert len({float(x) for x in v[:, 0, 0, 0]}) == T  # all distinct
 
     monkeypatch.setattr(model, 'encode_video', fake_encode_video)
-    monkeypatch.setattr(model.head, 'predict', fake_predict)
+    monkeypatch.setattr(model.head, 'forward', fake_forward)
+    monkeypatch.setattr(model.head, 'predict_by_feat', fake_predict_by_feat)
     # batch_size 3: the centres 0, 4, 8 | 10 span two encoder calls
     results = segment_frames(model, frames, ORI, SENTENCES[:1], windows,
-                             batch_size=3, window_stride=K)
+                             batch_size=3, window_stride=K,
+                             interpolate=interpolate)
     assert results[0]['masks'].shape == (T, ) + ORI
 
     # encode_video saw exactly the windows of frames 0, 4, 8 and 10
@@ -181,35 +195,69 @@ def test_fast_mode_interpolates_the_centre_features(model, frames, windows,
     for clip, c in zip(seen, centres):
         assert torch.equal(clip, inputs[c]), c
 
-    fed = torch.cat(got)  # one sentence: the head's rows are frames 0..T-1
-    assert fed.shape == (T, 5, 3, 2)
+    # what is interpolated: the features, or the head's responses
+    known = v if interpolate == 'features' else response_of(v)
     expected = []
     for t in range(T):
         if t in centres:
-            expected.append(v[t])
+            expected.append(known[t])
             continue
         a = max(c for c in centres if c < t)
         b = min(c for c in centres if c > t)
         w = (t - a) / (b - a)
-        expected.append((1 - w) * v[a] + w * v[b])
+        expected.append((1 - w) * known[a] + w * known[b])
     expected = torch.stack(expected)
+    fed = torch.cat(got)  # one sentence: the head's rows in frame order
+    out = torch.cat(decoded)  # the decoded responses, frames 0..T-1
+    assert out.shape == (T, 1, 3, 2)
+    if interpolate == 'features':
+        assert fed.shape == (T, 5, 3, 2)
+        interpolated = fed
+        torch.testing.assert_close(out, response_of(fed))
+    else:
+        # the head ran on the centres' own features only
+        torch.testing.assert_close(fed, v[centres])
+        interpolated = out
     for t in centres:
-        assert torch.equal(fed[t], v[t]), t
-    torch.testing.assert_close(fed, expected, rtol=1e-6, atol=1e-5)
+        assert torch.equal(interpolated[t], known[t]), t
+    torch.testing.assert_close(interpolated, expected, rtol=1e-6, atol=1e-5)
     # frame 9 lies halfway between 8 and 10; frame 1 a quarter of 0 -> 4
-    torch.testing.assert_close(fed[9], (v[8] + v[10]) / 2)
-    torch.testing.assert_close(fed[1], 0.75 * v[0] + 0.25 * v[4])
-    # and the interpolation is not the feature of the frame's own clip
-    assert not torch.allclose(fed[2], v[2])
+    torch.testing.assert_close(interpolated[9], (known[8] + known[10]) / 2)
+    torch.testing.assert_close(interpolated[1],
+                               0.75 * known[0] + 0.25 * known[4])
+    # and the interpolation is not the frame's own clip's
+    assert not torch.allclose(interpolated[2], known[2])
 
     # the exact mode encodes every window once, in order
     seen.clear()
     got.clear()
-    segment_frames(model, frames, ORI, SENTENCES[:1], windows, batch_size=3)
+    segment_frames(model, frames, ORI, SENTENCES[:1], windows, batch_size=3,
+                   interpolate=interpolate)
     assert len(seen) == T
     for t, clip in enumerate(seen):
         assert torch.equal(clip, inputs[t]), t
     torch.testing.assert_close(torch.cat(got), v)
+
+
+def test_responses_mode_differs_from_features_mode(model, frames, windows,
+                                                   exact):
+    """On the real (random) model: both modes keep the encoded frames
+    exact and give masks of every frame; in between they differ."""
+    feats = segment_frames(model, frames, ORI, SENTENCES, windows,
+                           batch_size=2, window_stride=K)
+    resps = segment_frames(model, frames, ORI, SENTENCES, windows,
+                           batch_size=2, window_stride=K,
+                           interpolate='responses')
+    centres = [0, 4, 8, 10]
+    for e, f, r in zip(exact, feats, resps):
+        assert r['masks'].shape == (T, ) + ORI and r['masks'].any()
+        np.testing.assert_array_equal(r['masks'][centres],
+                                      e['masks'][centres])
+    assert any(not np.array_equal(f['masks'], r['masks'])
+               for f, r in zip(feats, resps))
+    with pytest.raises(ValueError, match="interpolate must be one of"):
+        segment_frames(model, frames, ORI, SENTENCES, windows,
+                       window_stride=K, interpolate='masks')
 
 
 @pytest.mark.parametrize('num,stride,expected', [

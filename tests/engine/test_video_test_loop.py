@@ -397,3 +397,17 @@ def test_test_py_dumps_video_level_with_dump_video_results(
     cfg = test_script.merge_args(load_config(CONFIG), args)
     types = [m['type'] for m in cfg.test_evaluator]
     assert types == ['JFMetric', 'DumpVideoResults']
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(window_stride=0), 'window_stride must be an int >= 1'),
+    (dict(window_stride=2, interpolate='masks'),
+     "interpolate must be one of \\('features', 'responses'\\)"),
+])
+def test_loop_arguments_are_checked_first(kwargs, message):
+    from cmdyseg.engine.runner.video_test_loop import ReferVideoTestLoop
+    from cmdyseg.utils.errors import InvalidInputError
+
+    # refused before the runner or the dataloader is looked at
+    with pytest.raises(InvalidInputError, match=message):
+        ReferVideoTestLoop(None, None, None, **kwargs)

@@ -22,16 +22,19 @@ def test_smoke_run_writes_every_combination(tool, tmp_path, capsys):
     out = tmp_path / 'bench.json'
     results = tool.main([
         TINY, '--frames', '9', '--size', '48', '64', '--threads', '1',
-        '--sentences', '1', '2', '--window-stride', '1', '4', '--json',
+        '--sentences', '1', '2', '--window-stride', '1', '4',
+        '--interpolate', 'features', 'responses', '--json',
         str(out)
     ])
     printed = capsys.readouterr().out
-    assert '| threads | sentences | window stride |' in printed
+    assert '| threads | sentences | window stride | interpolate |' in printed
     assert json.loads(out.read_text()) == json.loads(json.dumps(results))
     runs = results['runs']
-    assert [(r['sentences'], r['window_stride']) for r in runs] == [
-        (1, 1), (1, 4), (2, 1), (2, 4)
-    ]
+    # the exact mode once per setting, the fast mode with each interpolation
+    assert [(r['sentences'], r['window_stride'], r['interpolate'])
+            for r in runs] == [(1, 1, '-'), (1, 4, 'features'),
+                               (1, 4, 'responses'), (2, 1, '-'),
+                               (2, 4, 'features'), (2, 4, 'responses')]
     for r in runs:
         assert r['frames'] == 9
         assert set(r['seconds']) == set(tool.STAGES)

@@ -3,12 +3,14 @@
 
     python tools/analysis/benchmark_inference.py CONFIG [--checkpoint CKPT]
         [--video PATH | --frames N --size H W] [--sentences 1 4]
-        [--threads 1 2] [--window-stride 1 4] [--dtype fp32 bf16]
+        [--threads 1 2] [--window-stride 1 4]
+        [--interpolate features responses] [--dtype fp32 bf16]
         [--batch-size 4] [--device cpu|cuda] [--repeat 1]
         [--random-word-vectors] [--cfg-options k=v ...] [--json OUT]
 
 Every combination of ``--sentences`` x ``--threads`` x ``--window-stride``
-x ``--dtype`` segments the whole video the way ``demo/inference.py`` does
+x ``--interpolate`` (fast mode only) x ``--dtype`` segments the whole
+video the way ``demo/inference.py`` does
 (:func:`cmdyseg.apis.segment_frames`, the one inference path) and is timed
 by stage:
 
@@ -25,7 +27,9 @@ One untimed run comes first (word vectors are read and kernels chosen on
 the first call). ``frames/s`` = frames / (sum of the stages);
 ``model frames/s`` leaves out decode, resize and write. ``window_stride``
 1 is the exact sliding window (every frame from its own clip), k > 1 the
-fast mode. Peak memory: the
+fast mode, interpolating the video features (the head runs on every frame)
+or the response maps (``responses``: the head runs on the encoded frames
+only). Peak memory: the
 growth of the process's peak RSS during the run (Linux ``VmHWM``, reset
 before each combination) and, on CUDA, ``torch.cuda.max_memory_allocated``.
 Without ``--video`` a synthetic ``--frames`` x ``--size`` mp4 is written
@@ -92,6 +96,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--window-stride', type=int, nargs='+', default=[1, 4],
         help='1 = exact sliding window, k > 1 = fast mode')
+    parser.add_argument(
+        '--interpolate', nargs='+', default=['features'],
+        choices=['features', 'responses'],
+        help='what the fast mode interpolates (window stride > 1)')
     parser.add_argument(
         '--dtype', nargs='+', default=['fp32'], choices=['fp32', 'bf16'],
         help='bf16: the model under torch.autocast')
@@ -203,7 +211,8 @@ def _reset_peak_rss() -> int:
 
 def run_once(model, preprocessor, video: str, sentences: List[str],
              window_stride: int, batch_size: int, dtype: str,
-             device: torch.device, out_dir: str) -> Dict:
+             device: torch.device, out_dir: str,
+             interpolate: str = 'features') -> Dict:
     """One timed every-frame segmentation; returns stage seconds."""
     times = {}
     start = time.perf_counter()
@@ -221,7 +230,8 @@ def run_once(model, preprocessor, video: str, sentences: List[str],
         with autocast:
             results = segment_frames(
                 model, data['frames'], data['ori_shape'], sentences,
-                preprocessor, batch_size, window_stride=window_stride)
+                preprocessor, batch_size, window_stride=window_stride,
+                interpolate=interpolate)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
         total = time.perf_counter() - start
@@ -269,9 +279,12 @@ def benchmark(args) -> Dict:
                  max(args.window_stride), args.batch_size, args.dtype[0],
                  device, osp.join(tmp, 'out'))
         exact_masks = {}
-        for threads, num_sent, stride, dtype in itertools.product(
-                args.threads, args.sentences, args.window_stride,
-                args.dtype):
+        for threads, num_sent, stride, interpolate, dtype in \
+                itertools.product(args.threads, args.sentences,
+                                  args.window_stride, args.interpolate,
+                                  args.dtype):
+            if stride == 1 and interpolate != args.interpolate[0]:
+                continue  # the exact mode interpolates nothing
             torch.set_num_threads(threads)
             sentences = list(SENTENCES[:num_sent])
             runs, peak = [], 0
@@ -281,7 +294,7 @@ def benchmark(args) -> Dict:
                 base = _reset_peak_rss()
                 out = run_once(model, preprocessor, video, sentences, stride,
                                args.batch_size, dtype, device,
-                               osp.join(tmp, 'out'))
+                               osp.join(tmp, 'out'), interpolate)
                 peak = max(peak, _status_kib('VmHWM') - base)
                 runs.append(out['times'])
             times = {
@@ -295,6 +308,7 @@ def benchmark(args) -> Dict:
                 threads=threads,
                 sentences=num_sent,
                 window_stride=stride,
+                interpolate='-' if stride == 1 else interpolate,
                 dtype=dtype,
                 frames=out['num_frames'],
                 seconds=times,
@@ -329,7 +343,8 @@ def format_row(row: Dict) -> str:
     if 'mask_iou_vs_exact' in row:
         extra = f', mask IoU vs exact {row["mask_iou_vs_exact"]:.3f}'
     return (f'threads {row["threads"]} sentences {row["sentences"]} '
-            f'stride {row["window_stride"]} {row["dtype"]}: '
+            f'stride {row["window_stride"]} '
+            f'interpolate {row["interpolate"]} {row["dtype"]}: '
             f'{row["fps"]:.2f} frames/s (model {row["model_fps"]:.2f}), '
             f'peak RSS +{row["peak_rss_mib"]:.0f} MiB{extra}; ms/frame: '
             f'{stages}')
@@ -342,16 +357,17 @@ def format_table(results: Dict) -> str:
         f"{results['clip_len']}); {m['cpu']}, {m['usable_cores']} usable "
         f"cores, load average at start {m.get('load_average_start')}, "
         f"torch {m['torch']}",
-        '| threads | sentences | window stride | dtype | frames/s | model '
-        'frames/s | peak RSS MiB | mask IoU vs exact | ' +
+        '| threads | sentences | window stride | interpolate | dtype | '
+        'frames/s | model frames/s | peak RSS MiB | mask IoU vs exact | ' +
         ' | '.join(f'{s} ms/frame' for s in STAGES) + ' |',
-        '| --- ' * (8 + len(STAGES)) + '|',
+        '| --- ' * (9 + len(STAGES)) + '|',
     ]
     for r in results['runs']:
         iou = r.get('mask_iou_vs_exact')
         lines.append(
             f"| {r['threads']} | {r['sentences']} | {r['window_stride']} | "
-            f"{r['dtype']} | {r['fps']:.2f} | {r['model_fps']:.2f} | "
+            f"{r['interpolate']} | {r['dtype']} | {r['fps']:.2f} | "
+            f"{r['model_fps']:.2f} | "
             f"{r['peak_rss_mib']:.0f} | "
             f"{'-' if iou is None else f'{iou:.3f}'} | " + ' | '.join(
                 f"{1000 * r['seconds'][s] / r['frames']:.1f}"

@@ -109,6 +109,9 @@ class ReferVideoTestLoop(TestLoop):
             original size are held at a time). Defaults to 8.
         window_stride (int): 1 (default): every frame from its own clip;
             k > 1: the fast mode of :func:`cmdyseg.apis.segment_frames`.
+        interpolate (str): What the fast mode interpolates between the
+            encoded frames: ``'features'`` (default) or ``'responses'``
+            (the head runs on the encoded frames only).
     """
 
     def __init__(self,
@@ -118,7 +121,13 @@ class ReferVideoTestLoop(TestLoop):
                  fp16: bool = False,
                  batch_size: int = 4,
                  sentences_per_pass: int = 8,
-                 window_stride: int = 1) -> None:
+                 window_stride: int = 1,
+                 interpolate: str = 'features') -> None:
+        from cmdyseg.apis.inference import INTERPOLATE_MODES
+        if interpolate not in INTERPOLATE_MODES:
+            raise InvalidInputError(
+                'ReferVideoTestLoop: interpolate must be one of '
+                f'{INTERPOLATE_MODES}, got {interpolate!r}')
         for name, value in (('batch_size', batch_size),
                             ('sentences_per_pass', sentences_per_pass),
                             ('window_stride', window_stride)):
@@ -131,6 +140,7 @@ class ReferVideoTestLoop(TestLoop):
         self.batch_size = batch_size
         self.sentences_per_pass = sentences_per_pass
         self.window_stride = window_stride
+        self.interpolate = interpolate
 
     @property
     def _model(self) -> torch.nn.Module:
@@ -160,7 +170,8 @@ class ReferVideoTestLoop(TestLoop):
                     self._model, frames, meta['ori_shape'],
                     [e['sentence'] for e in group], meta['window_inds'],
                     batch_size=self.batch_size,
-                    window_stride=self.window_stride)
+                    window_stride=self.window_stride,
+                    interpolate=self.interpolate)
             records.extend(expression_records(sample, segmented, group))
         return records
 
