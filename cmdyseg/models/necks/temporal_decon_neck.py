@@ -136,7 +136,9 @@ class TemporalDeconNeck(BaseModule):
             with a time axis is added (see above). Defaults to 'mean'.
         skip_lstm (dict, optional): ``dict(index=i, channels=k)``: the
             ConvLSTM on early map ``i`` (which must keep its time axis),
-            see above. Defaults to None.
+            see above; ``frame_diff=True`` feeds it ``[x_t, x_t -
+            x_(t-1)]`` (zero difference at the first step), the change
+            between steps as an input of its own. Defaults to None.
         init_cfg (dict or list[dict], optional): mmengine init config.
     """
 
@@ -172,21 +174,27 @@ class TemporalDeconNeck(BaseModule):
                              f"or 'centre', got {skip_reduce!r}")
         self.skip_reduce = skip_reduce
         self.skip_lstm_index = None
+        self.skip_lstm_diff = False
         if skip_lstm is not None:
             if (not isinstance(skip_lstm, dict)
-                    or set(skip_lstm) != {'index', 'channels'}
+                    or not {'index', 'channels'} <= set(skip_lstm) <=
+                    {'index', 'channels', 'frame_diff'}
                     or skip_lstm['index'] not in range(len(skip_channels))
                     or not isinstance(skip_lstm['channels'], int)
-                    or skip_lstm['channels'] < 1):
+                    or skip_lstm['channels'] < 1
+                    or not isinstance(skip_lstm.get('frame_diff', False),
+                                      bool)):
                 raise ValueError(
                     'TemporalDeconNeck: skip_lstm must be dict(index=i, '
-                    'channels=k) with i an index into skip_channels '
-                    f'{skip_channels} and k a positive int, got '
-                    f'{skip_lstm!r}')
+                    'channels=k[, frame_diff=bool]) with i an index into '
+                    f'skip_channels {skip_channels} and k a positive int, '
+                    f'got {skip_lstm!r}')
             if use_temporal:
                 self.skip_lstm_index = skip_lstm['index']
+                self.skip_lstm_diff = skip_lstm.get('frame_diff', False)
                 self.skip_clstm = ConvLSTM(
-                    skip_channels[self.skip_lstm_index],
+                    skip_channels[self.skip_lstm_index] *
+                    (2 if self.skip_lstm_diff else 1),
                     skip_lstm['channels'],
                     kernel_size=lstm_kernel_size,
                     peephole=lstm_peephole)
@@ -317,7 +325,15 @@ class TemporalDeconNeck(BaseModule):
                     out, size=skip.shape[-2:], mode='bilinear',
                     align_corners=False)
             if i == self.skip_lstm_index:
-                out = out + self.skip_lstm_proj(self.skip_clstm(skip))
+                seq = skip
+                if self.skip_lstm_diff:
+                    # [x_t, x_t - x_(t-1)], no difference at the first step
+                    diff = torch.cat([
+                        torch.zeros_like(skip[:, :, :1]),
+                        skip[:, :, 1:] - skip[:, :, :-1]
+                    ], 2)
+                    seq = torch.cat([skip, diff], 1)
+                out = out + self.skip_lstm_proj(self.skip_clstm(seq))
             if skip.dim() == 5:
                 skip = (skip.mean(dim=2) if self.skip_reduce == 'mean' else
                         skip[:, :, skip.shape[2] // 2])

@@ -257,9 +257,28 @@ def test_neck_skip_lstm_runs_a_convlstm_on_an_early_map_sequence():
     torch.testing.assert_close(centre((feat, static, low, stem)), want_c)
     with pytest.raises(ValueError, match='skip_reduce'):
         TemporalDeconNeck(8, 6, skip_reduce='last')
-    for bad in (dict(index=2, channels=4), dict(index=0), 3):
+    for bad in (dict(index=2, channels=4), dict(index=0), 3,
+                dict(index=0, channels=4, frame_diff=1),
+                dict(index=0, channels=4, diff=True)):
         with pytest.raises(ValueError, match='skip_lstm must be'):
             TemporalDeconNeck(8, 6, skip_channels=(5, 3), skip_lstm=bad)
+    # frame_diff: the ConvLSTM reads [x_t, x_t - x_(t-1)]
+    diff = TemporalDeconNeck(
+        8, 6, skip_channels=(5, 3),
+        skip_lstm=dict(index=0, channels=4, frame_diff=True))
+    assert diff.skip_clstm.cell.in_channels == 10
+    seq = torch.cat([
+        low,
+        torch.stack([torch.zeros_like(low[:, :, 0]), low[:, :, 1] -
+                     low[:, :, 0], low[:, :, 2] - low[:, :, 1]], 2)
+    ], 1)
+    pair_d = torch.cat([diff.static_decon(static),
+                        diff.temporal_decon(diff.clstm(feat))], 1)
+    mid_d = (pair_d + diff.skip_lstm_proj(diff.skip_clstm(seq)) +
+             diff.skip_projs[0](low.mean(2)))
+    want_d = F.interpolate(mid_d, size=(32, 32), mode='bilinear',
+                           align_corners=False) + diff.skip_projs[1](stem)
+    torch.testing.assert_close(diff((feat, static, low, stem)), want_d)
 
 
 def test_convlstm_batched_input_gates_match_eq14_step_by_step():
