@@ -218,6 +218,18 @@ def test_neck_skips_add_projected_early_maps_top_down(use_temporal):
         TemporalDeconNeck(8, 6, skip_channels=(0, ))
 
 
+def _skip_lstm_by_hand(neck, feat, static, lstm_input, low, stem):
+    """F_V^M of a neck with skips (layer1, stem) and the fine ConvLSTM:
+    the pair, + ConvLSTM(lstm_input) and the reduced layer1 ``low``, up
+    x2, + stem."""
+    pair = torch.cat([neck.static_decon(static),
+                      neck.temporal_decon(neck.clstm(feat))], 1)
+    mid = (pair + neck.skip_lstm_proj(neck.skip_clstm(lstm_input)) +
+           neck.skip_projs[0](low))
+    return F.interpolate(mid, size=(32, 32), mode='bilinear',
+                         align_corners=False) + neck.skip_projs[1](stem)
+
+
 def test_neck_skip_lstm_runs_a_convlstm_on_an_early_map_sequence():
     torch.manual_seed(0)
     kw = dict(skip_channels=(5, 3), skip_lstm=dict(index=0, channels=4))
@@ -229,12 +241,7 @@ def test_neck_skip_lstm_runs_a_convlstm_on_an_early_map_sequence():
     out = neck((feat, static, low, stem))
     assert out.shape == (2, 6, 32, 32)
     # by hand: the pair, + mean and ConvLSTM of layer1, up x2, + stem
-    pair = torch.cat([neck.static_decon(static),
-                      neck.temporal_decon(neck.clstm(feat))], 1)
-    mid = (pair + neck.skip_lstm_proj(neck.skip_clstm(low)) +
-           neck.skip_projs[0](low.mean(2)))
-    want = F.interpolate(mid, size=(32, 32), mode='bilinear',
-                         align_corners=False) + neck.skip_projs[1](stem)
+    want = _skip_lstm_by_hand(neck, feat, static, low, low.mean(2), stem)
     torch.testing.assert_close(out, want)
     # the order of the time steps matters there
     out_rev = neck((feat, static, low.flip(2), stem))
@@ -250,10 +257,7 @@ def test_neck_skip_lstm_runs_a_convlstm_on_an_early_map_sequence():
     # the centre step instead of the mean
     centre = TemporalDeconNeck(8, 6, skip_reduce='centre', **kw)
     centre.load_state_dict(neck.state_dict())
-    mid_c = (pair + neck.skip_lstm_proj(neck.skip_clstm(low)) +
-             neck.skip_projs[0](low[:, :, 1]))
-    want_c = F.interpolate(mid_c, size=(32, 32), mode='bilinear',
-                           align_corners=False) + neck.skip_projs[1](stem)
+    want_c = _skip_lstm_by_hand(neck, feat, static, low, low[:, :, 1], stem)
     torch.testing.assert_close(centre((feat, static, low, stem)), want_c)
     with pytest.raises(ValueError, match='skip_reduce'):
         TemporalDeconNeck(8, 6, skip_reduce='last')
@@ -272,12 +276,7 @@ def test_neck_skip_lstm_runs_a_convlstm_on_an_early_map_sequence():
         torch.stack([torch.zeros_like(low[:, :, 0]), low[:, :, 1] -
                      low[:, :, 0], low[:, :, 2] - low[:, :, 1]], 2)
     ], 1)
-    pair_d = torch.cat([diff.static_decon(static),
-                        diff.temporal_decon(diff.clstm(feat))], 1)
-    mid_d = (pair_d + diff.skip_lstm_proj(diff.skip_clstm(seq)) +
-             diff.skip_projs[0](low.mean(2)))
-    want_d = F.interpolate(mid_d, size=(32, 32), mode='bilinear',
-                           align_corners=False) + diff.skip_projs[1](stem)
+    want_d = _skip_lstm_by_hand(diff, feat, static, seq, low.mean(2), stem)
     torch.testing.assert_close(diff((feat, static, low, stem)), want_d)
 
 
