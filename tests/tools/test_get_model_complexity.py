@@ -127,10 +127,13 @@ def test_flops_of_known_modules(run):
     assert rows['neck']['flops_counter'] == 2 * decon + clstm
     assert rows['neck']['flops_analytic'] == 0
     # the last head block: text FC, k^V conv (C -> 9C), offset conv
-    # (C -> 18), pointwise P (G + 8 -> 1)
+    # (C -> 18), pointwise P (G + 8 -> 1), and with coord_kernel (the tiny
+    # config's) the coordinate kernel's FC (D_T -> 8)
+    assert Config.fromfile(TINY).model.head.coord_kernel
+    coord_fc = 2 * dt * coords
     last = (2 * dt * dm + _conv_flops(dm, 9 * dm, 3, mh * mw) +
             _conv_flops(dm, 18, 3, mh * mw) +
-            _conv_flops(g + coords, 1, 1, mh * mw))
+            _conv_flops(g + coords, 1, 1, mh * mw) + coord_fc)
     assert rows['head.blocks.2']['flops_counter'] == last
     # analytic DCMDyConv, per-channel k^V (M = C = 64 does not divide G):
     # k^T scale + window MACs + bilinear (4 MACs per channel and window
