@@ -260,6 +260,35 @@ def test_responses_mode_differs_from_features_mode(model, frames, windows,
                        window_stride=K, interpolate='masks')
 
 
+@pytest.mark.parametrize('interpolate', ['features', 'responses'])
+def test_head_batches_span_intervals(model, frames, windows, interpolate):
+    """At stride 2 the frames between two encoded ones (2) are fewer than
+    batch_size (4): the head still gets whole batches (the last one
+    excepted), and the masks are those of batch_size 1."""
+    sizes = []
+    handle = model.head.register_forward_hook(
+        lambda mod, args, out: sizes.append(args[0].shape[0]))
+    try:
+        batched = segment_frames(model, frames, ORI, SENTENCES, windows,
+                                 batch_size=4, window_stride=2,
+                                 interpolate=interpolate)
+    finally:
+        handle.remove()
+    single = segment_frames(model, frames, ORI, SENTENCES, windows,
+                            batch_size=1, window_stride=2,
+                            interpolate=interpolate)
+    per_sentence = sizes[::len(SENTENCES)]  # one head call per sentence
+    if interpolate == 'features':
+        # 11 frames: the interpolated features of frames 0..10 in 4 + 4 + 3
+        assert per_sentence == [4, 4, 3]
+    else:
+        # the head on the encoded frames 0, 2, .., 10 only: 4 + 2
+        assert per_sentence == [4, 2]
+    for b, s in zip(batched, single):
+        np.testing.assert_array_equal(b['masks'], s['masks'])
+        np.testing.assert_allclose(b['scores'], s['scores'], atol=1e-5)
+
+
 @pytest.mark.parametrize('num,stride,expected', [
     (1, 4, [0]),
     (4, 4, [0, 3]),  # T = k: the first and the last frame
