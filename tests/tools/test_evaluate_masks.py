@@ -99,6 +99,45 @@ def test_empty_union_and_perfect_predictions(cfg, tmp_path):
     assert union['all/P@0.5'] >= 0
 
 
+def test_coverage_counts_masks_that_cover_every_actor(cfg):
+    """The union covers every actor, the empty mask none, the ground truth
+    (seen at the full size) the referred actor only; the test scenes have
+    frames with two or more actors."""
+    union = evaluate_masks.evaluate(cfg, 'union', by_cue=True,
+                                    with_coverage=True)
+    empty = evaluate_masks.evaluate(cfg, 'empty', with_coverage=True)
+    gt = evaluate_masks.evaluate(cfg, 'gt@48x64', with_coverage=True)
+    cov = union['all']['coverage']
+    assert cov['samples_with_others'] > 0
+    assert cov['referred'] == 100 and cov['another'] == 100
+    for group in union:
+        assert union[group]['coverage']['referred'] == 100
+    assert empty['all']['coverage']['referred'] == 0
+    assert empty['all']['coverage']['another'] == 0
+    assert gt['all']['coverage']['referred'] == 100
+    assert gt['all']['coverage']['another'] == 0
+    assert 'coverage' not in evaluate_masks.evaluate(cfg, 'empty')['all']
+    # one frame by hand: the referred actor's mask plus part of another's
+    dataset = _test_set(cfg)
+    from cmdyseg.datasets.file_io import read_a2d_masks
+    for idx in range(len(dataset)):
+        info = dataset.get_data_info(idx)
+        ids, masks = read_a2d_masks(info['mask_path'])
+        if len(ids) > 1:
+            break
+    ref = list(ids).index(int(info['instance_id']))
+    other = masks[(ref + 1) % len(ids)] > 0
+    half = other.copy()
+    rows = np.nonzero(other.any(1))[0]
+    half[rows[:len(rows) // 3]] = False  # about two thirds of it
+    mask = ((masks[ref] > 0) | half).astype(np.uint8)
+    got = evaluate_masks.coverage(mask, info)
+    assert got[0] is True
+    assert got[1] is bool(half.sum() * 2 >= other.sum())
+    assert evaluate_masks.coverage(
+        (masks[ref] > 0).astype(np.uint8), info) == (True, False)
+
+
 def test_gt_through_a_response_map_by_hand(cfg):
     # a 4 x 4 square in an 8 x 8 frame seen through 2 x 2: each cell holds
     # a quarter of it; upsampled, the half-max keeps a centred blob

@@ -18,7 +18,12 @@ The ground truth comes from the config's test dataset (A2DSentencesDataset)
 at the original frame size and the numbers from ``ReferSegMetric``, so they
 compare directly with tools/test.py. ``--by-cue`` also scores each
 disambiguation cue of the synthetic data ('none' / 'position' / 'motion',
-from ``synthetic_meta.json``) separately.
+from ``synthetic_meta.json``) separately. ``--coverage`` also counts, per
+group, the samples whose mask covers at least half of the referred actor
+and those whose mask covers at least half of the referred actor and of
+another annotated actor of the frame (a model that segments a look-alike
+too instead of only the one the sentence means; samples with a single
+actor are left out of the second count).
 """
 import argparse
 import json
@@ -55,6 +60,10 @@ def parse_args(argv=None):
         '--by-cue', action='store_true',
         help='also score each cue of the synthetic data separately')
     parser.add_argument(
+        '--coverage', action='store_true',
+        help='also count the masks that cover the referred actor and those '
+        'that cover another actor too (see above)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=CfgOptionsAction,
         metavar='KEY=VALUE', help='override config entries')
     parser.add_argument('--out', help='write the metrics here as JSON')
@@ -81,6 +90,21 @@ def gt_through_response(gt: np.ndarray, size) -> np.ndarray:
     if up.max() <= 0:
         return np.zeros_like(gt)
     return (up > 0.5 * up.max()).numpy().astype(np.uint8)
+
+
+def coverage(mask: np.ndarray, info) -> tuple:
+    """``(covers the referred actor, covers it and another actor, or None
+    without another actor)``: 'covers' = at least half of the actor's
+    pixels are in ``mask``."""
+    ids, masks = read_a2d_masks(info['mask_path'])
+    covered = {
+        int(i): (np.logical_and(mask, m > 0).sum() * 2 >= (m > 0).sum())
+        for i, m in zip(ids, masks[:len(ids)])
+    }
+    referred = covered.pop(int(info['instance_id']))
+    if not covered:
+        return bool(referred), None
+    return bool(referred), bool(referred and any(covered.values()))
 
 
 def union_of_actors(info) -> np.ndarray:
@@ -121,8 +145,12 @@ def load_predictions(path):
     return preds
 
 
-def evaluate(cfg, pred, by_cue=False):
-    """Return {group: metrics}; group 'all' plus one per cue."""
+def evaluate(cfg, pred, by_cue=False, with_coverage=False):
+    """Return {group: metrics}; group 'all' plus one per cue; with
+    ``with_coverage`` each group also has ``coverage``: the percentage of
+    its samples whose mask covers the referred actor (``referred``) and
+    of those with other actors whose mask covers one of them too
+    (``another``)."""
     init_default_scope(cfg.get('default_scope', 'cmdyseg'))
     ds_cfg = cfg.test_dataloader.dataset.copy()
     ds_cfg.pipeline = []
@@ -141,6 +169,7 @@ def evaluate(cfg, pred, by_cue=False):
         predictions = load_predictions(pred)
 
     metrics = {}
+    covers = {}  # group -> [(referred, another or None)]
 
     def metric_for(group):
         if group not in metrics:
@@ -172,12 +201,22 @@ def evaluate(cfg, pred, by_cue=False):
         groups = ['all']
         if by_cue:
             groups.append(cues[(info['video_id'], int(info['instance_id']))])
+        cov = coverage(mask, info) if with_coverage else None
         for group in groups:
             metric_for(group).process(None, [sample])
+            if cov is not None:
+                covers.setdefault(group, []).append(cov)
     results = {}
     for group, metric in sorted(metrics.items()):
         num = len(metric.results)
         results[group] = dict(metric.evaluate(num), num_samples=num)
+        if with_coverage:
+            ref = [r for r, _ in covers[group]]
+            others = [o for _, o in covers[group] if o is not None]
+            results[group]['coverage'] = dict(
+                referred=100. * np.mean(ref),
+                another=100. * np.mean(others) if others else None,
+                samples_with_others=len(others))
     return results
 
 
@@ -185,7 +224,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config)
     apply_cfg_options(cfg, args.cfg_options, args.config)
-    results = evaluate(cfg, args.pred, args.by_cue)
+    results = evaluate(cfg, args.pred, args.by_cue, args.coverage)
     keys = ('mAP', 'P@0.5', 'P@0.7', 'P@0.9', 'oIoU', 'mIoU')
     print(f'predictions: {args.pred}')
     print('| group | samples | ' + ' | '.join(keys) + ' |')
@@ -194,6 +233,19 @@ def main(argv=None):
         n = res['num_samples']
         row = [f'{res[f"{group}/{k}"]:.1f}' for k in keys]
         print(f'| {group} | {n} | ' + ' | '.join(row) + ' |')
+    if args.coverage:
+        print('\nmasks covering (at least half of) the referred actor, and '
+              'it and another actor of the frame:')
+        print('| group | samples | referred | referred and another '
+              '(samples with others) |')
+        print('| --- | --- | --- | --- |')
+        for group, res in results.items():
+            cov = res['coverage']
+            other = ('-' if cov['another'] is None else
+                     f"{cov['another']:.1f}")
+            print(f"| {group} | {res['num_samples']} | "
+                  f"{cov['referred']:.1f} | {other} "
+                  f"({cov['samples_with_others']}) |")
     if args.out:
         from cmdyseg.evaluation.metrics.refer_seg_metric import \
             dump_json_atomic
