@@ -11,6 +11,7 @@ import torch
 from cmdyseg.apis import inference_model, init_model, segment_frames
 from cmdyseg.apis.inference import window_centres
 from cmdyseg.datasets.transforms import clip_indices
+from cmdyseg.evaluation.functional import jaccard
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(
@@ -292,12 +293,9 @@ def test_head_batches_span_intervals(model, frames, windows, interpolate):
 def _mean_mask_iou(results, reference):
     """Mean per-frame mask IoU over sentences and frames (1 where both
     masks are empty), as tools/analysis/compare_video_dumps.py counts."""
-    ious = []
-    for r, e in zip(results, reference):
-        inter = np.logical_and(r['masks'], e['masks']).sum((1, 2))
-        union = np.logical_or(r['masks'], e['masks']).sum((1, 2))
-        ious.append(np.where(union == 0, 1.0, inter / np.maximum(union, 1)))
-    return float(np.concatenate(ious).mean())
+    return float(np.concatenate([
+        jaccard(r['masks'], e['masks']) for r, e in zip(results, reference)
+    ]).mean())
 
 
 def test_agreement_with_the_exact_mode(model, frames, windows, exact):

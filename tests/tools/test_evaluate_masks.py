@@ -99,7 +99,7 @@ def test_empty_union_and_perfect_predictions(cfg, tmp_path):
     assert union['all/P@0.5'] >= 0
 
 
-def test_coverage_counts_masks_that_cover_every_actor(cfg):
+def test_coverage_counts_masks_that_cover_another_actor(cfg):
     """The union covers every actor, the empty mask none, the ground truth
     (seen at the full size) the referred actor only; the test scenes have
     frames with two or more actors."""

@@ -57,6 +57,7 @@ import torch
 
 from cmdyseg.apis import (VideoPreprocessor, VideoSource, init_model,
                           segment_frames)
+from cmdyseg.evaluation.functional import jaccard
 from cmdyseg.utils.cli import DEBUG_HELP, run_cli
 from cmdyseg.utils.errors import InvalidInputError
 from cmdyseg.utils.runtime import CfgOptionsAction
@@ -323,13 +324,10 @@ def benchmark(args) -> Dict:
                 exact_masks[key] = out['masks']
             elif key in exact_masks:
                 # agreement with the exact mode (same weights, same video)
-                ious = []
-                for fast, exact in zip(out['masks'], exact_masks[key]):
-                    inter = np.logical_and(fast, exact).sum((1, 2))
-                    union = np.logical_or(fast, exact).sum((1, 2))
-                    ious.append(np.where(union > 0, inter / np.maximum(
-                        union, 1), 1.0))
-                row['mask_iou_vs_exact'] = float(np.mean(ious))
+                row['mask_iou_vs_exact'] = float(np.mean([
+                    jaccard(fast, exact)
+                    for fast, exact in zip(out['masks'], exact_masks[key])
+                ]))
             results['runs'].append(row)
             print(format_row(row), flush=True)
     return results

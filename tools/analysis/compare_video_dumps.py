@@ -19,6 +19,7 @@ import os.path as osp
 
 import numpy as np
 
+from cmdyseg.evaluation.functional import jaccard
 from cmdyseg.utils.cli import DEBUG_HELP, run_cli
 from cmdyseg.utils.errors import InputNotFoundError, InvalidInputError
 
@@ -57,11 +58,9 @@ def load_records(path: str) -> dict:
 def frame_ious(reference: list, other: list) -> np.ndarray:
     """Mask IoU of each frame of two RLE lists (1 where both are empty)."""
     from pycocotools import mask as mask_utils
-    ref = mask_utils.decode(reference).astype(bool)  # (H, W, T)
-    oth = mask_utils.decode(other).astype(bool)
-    inter = np.logical_and(ref, oth).sum((0, 1))
-    union = np.logical_or(ref, oth).sum((0, 1))
-    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    ref = mask_utils.decode(reference).transpose(2, 0, 1)  # (T, H, W)
+    oth = mask_utils.decode(other).transpose(2, 0, 1)
+    return jaccard(oth, ref)
 
 
 def compare(reference: dict, other: dict, ref_path: str,

@@ -95,13 +95,16 @@ def gt_through_response(gt: np.ndarray, size) -> np.ndarray:
 def coverage(mask: np.ndarray, info) -> tuple:
     """``(covers the referred actor, covers it and another actor, or None
     without another actor)``: 'covers' = at least half of the actor's
-    pixels are in ``mask``."""
+    pixels are in ``mask``; an actor without pixels in the frame is not
+    another actor."""
     ids, masks = read_a2d_masks(info['mask_path'])
+    referred_id = int(info['instance_id'])
     covered = {
         int(i): (np.logical_and(mask, m > 0).sum() * 2 >= (m > 0).sum())
         for i, m in zip(ids, masks[:len(ids)])
+        if int(i) == referred_id or (m > 0).any()
     }
-    referred = covered.pop(int(info['instance_id']))
+    referred = covered.pop(referred_id)
     if not covered:
         return bool(referred), None
     return bool(referred), bool(referred and any(covered.values()))
