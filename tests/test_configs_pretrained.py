@@ -66,6 +66,8 @@ def _tiny_batch(batch_size=2, frames=8, size=64, ori=(48, 80)):
         mask = torch.zeros(1, size, size, dtype=torch.uint8)
         mask[:, 10 + i:30, 20:40 + i] = 1
         sample.gt_mask = PixelData(data=mask)
+        # for the tiny models' auxiliary head: every actor's action
+        sample.gt_action_map = PixelData(data=mask * (1 + i))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 

@@ -126,13 +126,19 @@ def read_a2d_frame_index(path: str) -> Dict:
         num_masks=int(num_masks))
 
 
-def read_a2d_masks(path: str) -> Tuple[List[int], np.ndarray]:
+def read_a2d_masks(path: str, with_codes: bool = False) -> Tuple:
     """All instance ids and masks of an A2D ``.h5`` file.
+
+    Args:
+        path (str): The ``.h5`` file.
+        with_codes (bool): Also return the ``id`` key (actor-action code per
+            row; empty when the file has none). Defaults to False.
 
     Returns:
         tuple: ``instance_ids`` (list[int], file order) and the masks,
         ``(N, H, W)`` as stored (``reMask`` is N x W x H, or W x H when
-        N == 1: transposed here).
+        N == 1: transposed here); with ``with_codes`` then the codes
+        (list[int]).
     """
     if not osp.isfile(path):
         raise DataFileError(path, 'mask file does not exist')
@@ -140,6 +146,9 @@ def read_a2d_masks(path: str) -> Tuple[List[int], np.ndarray]:
         with h5py.File(path, 'r') as f:
             ids = _as_int_vector(f['instance'][()], path, 'instance')
             masks = np.asarray(f['reMask'][()])
+            codes = (
+                _as_int_vector(f['id'][()], path, 'id')
+                if with_codes and 'id' in f else [])
     except DataFileError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:
@@ -148,7 +157,43 @@ def read_a2d_masks(path: str) -> Tuple[List[int], np.ndarray]:
         masks = masks[None]
     if masks.ndim != 3:
         raise DataFileError(path, f'reMask has shape {masks.shape}')
-    return ids, masks.transpose(0, 2, 1)
+    masks = masks.transpose(0, 2, 1)
+    return (ids, masks, codes) if with_codes else (ids, masks)
+
+
+#: Label of the pixels an action map does not count (mmseg's ignore_index).
+ACTION_MAP_IGNORE = 255
+
+
+def load_a2d_action_map(path: str) -> np.ndarray:
+    """Every actor's action, per pixel, from an A2D ``.h5`` file.
+
+    A2D annotates each instance of a frame with an actor-action code (``id``:
+    tens = actor, units = action, 1-based); the map holds the action of the
+    instance each pixel belongs to, 0 where there is none -- the labels of
+    A2D's actor-action segmentation task, used as an auxiliary target
+    (:class:`cmdyseg.models.heads.ActionSegAuxHead`).
+
+    Pixels that no label can be given are :data:`ACTION_MAP_IGNORE` (255):
+    those of a mask without a code (a known glitch of the real files: more
+    masks than ids) and those two instances with different actions share.
+
+    Returns:
+        np.ndarray: ``(H, W)`` uint8.
+    """
+    _, masks, codes = read_a2d_masks(path, with_codes=True)
+    label = np.zeros(masks.shape[1:], dtype=np.uint8)
+    owner = np.full(masks.shape[1:], -1, dtype=np.int64)
+    for row, mask in enumerate(masks):
+        code = codes[row] if row < len(codes) else 0
+        # units digit; a code without one (<= 0, or 10, 20, ...) is unknown
+        action = code % 10 if code > 0 and code % 10 else ACTION_MAP_IGNORE
+        fg = mask > 0
+        clash = fg & (owner >= 0) & (label != action)
+        label[fg] = action
+        label[clash] = ACTION_MAP_IGNORE
+        owner[fg] = row
+    return label
 
 
 def load_a2d_instance_mask(path: str, mask_indices: Sequence[int],

@@ -21,6 +21,9 @@ class ReferSegDataSample(BaseDataElement):
       network input size, used by the loss.
     - ``ori_gt_mask`` (:obj:`PixelData`, ``data`` (1, H, W) uint8): target at
       the original size, used by the metric (kept at test time).
+    - ``gt_action_map`` (:obj:`PixelData`, ``data`` (1, h, w) uint8): every
+      actor's action per pixel at the network input size (0 = no actor,
+      255 = not counted), the target of an auxiliary head.
     - ``seg_logits`` (:obj:`PixelData`, ``data`` (1, h, w) float): response
       map R^L upsampled to the input size (set by ``predict``).
     - ``pred_mask`` (:obj:`PixelData`, ``data`` (1, H, W) uint8): predicted
@@ -42,6 +45,7 @@ class ReferSegDataSample(BaseDataElement):
 
     gt_mask = _pixel_field('gt_mask')
     ori_gt_mask = _pixel_field('ori_gt_mask')
+    gt_action_map = _pixel_field('gt_action_map')
     seg_logits = _pixel_field('seg_logits')
     pred_mask = _pixel_field('pred_mask')
     del _pixel_field

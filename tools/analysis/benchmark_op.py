@@ -406,6 +406,8 @@ def train_step_benchmark(args):
         for sample in samples:
             mask = torch.rand(1, *args.clip[1:], generator=gen) > 0.7
             sample.gt_mask = PixelData(data=mask.to(torch.uint8))
+            # the tiny models' auxiliary head reads every actor's action
+            sample.gt_action_map = PixelData(data=mask.to(torch.uint8))
         first = None
         for name in names:
             cfg.model.head.backend = name
@@ -416,7 +418,8 @@ def train_step_benchmark(args):
 
             def step():
                 model.zero_grad(set_to_none=True)
-                loss = model.loss(inputs, samples)['loss_mask']
+                # every loss of the config, as a training step sums them
+                loss = sum(model.loss(inputs, samples).values())
                 loss.backward()
                 return loss.item()
 

@@ -28,6 +28,8 @@ class PackReferSegInputs(BaseTransform):
         target at the network input size (``with_gt_mask``);
       - ``ori_gt_mask``: ``(1, H, W)`` uint8 at the original frame size
         (``with_ori_mask``, on in test pipelines);
+      - ``gt_action_map``: ``(1, h, w)`` uint8 labels, every actor's action
+        (``with_action_map``; see :class:`LoadA2DActionMap`);
       - metainfo ``meta_keys`` (all required) and ``optional_meta_keys``
         (copied when present). ``ori_shape`` is the annotated frame's
         original size, taken from ``ori_shape`` or else mmaction2's
@@ -46,6 +48,8 @@ class PackReferSegInputs(BaseTransform):
             False for inference without annotation.
         with_ori_mask (bool): Pack ``ori_gt_mask`` (required). Defaults to
             False.
+        with_action_map (bool): Pack ``gt_action_map`` (required). Defaults
+            to False.
     """
 
     def __init__(self,
@@ -58,13 +62,15 @@ class PackReferSegInputs(BaseTransform):
                                                       'key_frame_index',
                                                       'sample_idx'),
                  with_gt_mask: bool = True,
-                 with_ori_mask: bool = False) -> None:
+                 with_ori_mask: bool = False,
+                 with_action_map: bool = False) -> None:
         self.meta_keys = str_keys('PackReferSegInputs', 'meta_keys', meta_keys)
         self.optional_meta_keys = str_keys('PackReferSegInputs',
                                            'optional_meta_keys',
                                            optional_meta_keys)
         self.with_gt_mask = with_gt_mask
         self.with_ori_mask = with_ori_mask
+        self.with_action_map = with_action_map
 
     @staticmethod
     def _mask_data(results: dict, key: str, shape, shape_name: str):
@@ -108,6 +114,10 @@ class PackReferSegInputs(BaseTransform):
             sample.ori_gt_mask = self._mask_data(results, 'ori_gt_mask',
                                                  results['ori_shape'],
                                                  'ori_shape')
+        if self.with_action_map:
+            sample.gt_action_map = self._mask_data(results, 'gt_action_map',
+                                                   results['img_shape'],
+                                                   'img_shape')
         meta = {k: results[k] for k in self.meta_keys}
         meta.update(
             {k: results[k]
@@ -118,7 +128,8 @@ class PackReferSegInputs(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(meta_keys={self.meta_keys}, '
                 f'with_gt_mask={self.with_gt_mask}, '
-                f'with_ori_mask={self.with_ori_mask})')
+                f'with_ori_mask={self.with_ori_mask}, '
+                f'with_action_map={self.with_action_map})')
 
 
 @TRANSFORMS.register_module()

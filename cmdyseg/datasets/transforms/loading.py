@@ -14,7 +14,8 @@ from mmcv.transforms import BaseTransform
 
 from cmdyseg.registry import TRANSFORMS
 from cmdyseg.utils.errors import InvalidInputError
-from ..file_io import load_a2d_instance_mask, load_puppet_mask
+from ..file_io import (load_a2d_action_map, load_a2d_instance_mask,
+                       load_puppet_mask)
 
 
 def _check_window(owner: str, clip_len, frame_interval) -> None:
@@ -109,6 +110,27 @@ class LoadA2DInstanceMask(BaseTransform):
                                       list(results['mask_indices']),
                                       int(results['instance_id']))
         return _set_masks(results, mask)
+
+
+@TRANSFORMS.register_module()
+class LoadA2DActionMap(BaseTransform):
+    """Load every actor's action per pixel from an A2D ``.h5`` file.
+
+    The target of :class:`cmdyseg.models.heads.ActionSegAuxHead`: 0 where
+    no actor is, the 1-based action (the units digit of A2D's actor-action
+    code) of the actor a pixel belongs to, 255 where none can be said (see
+    :func:`cmdyseg.datasets.file_io.load_a2d_action_map`). Put it beside
+    :class:`LoadA2DInstanceMask`; resize it with ``ResizeMask(keys=(...,
+    'gt_action_map'))`` (nearest) and let ``ReferFlip(label_swaps=...)``
+    mirror the actions a flip mirrors.
+
+    Required keys: ``mask_path``. Added keys: ``gt_action_map``, ``(H, W)``
+    uint8 at the original frame size.
+    """
+
+    def transform(self, results: dict) -> dict:
+        results['gt_action_map'] = load_a2d_action_map(results['mask_path'])
+        return results
 
 
 @TRANSFORMS.register_module()

@@ -148,21 +148,26 @@ class ReferFlip(Flip):
     ``Flip`` (which sets ``flip`` and ``flip_direction``).
 
     Required keys: ``imgs``, ``img_shape``; optional ``gt_mask``,
-    ``ori_gt_mask``, ``sentence``. Modified: those, plus ``flip``,
-    ``flip_direction`` (and ``ori_sentence`` keeps the unflipped text when
-    the words were swapped).
+    ``ori_gt_mask``, ``gt_action_map``, ``sentence``. Modified: those, plus
+    ``flip``, ``flip_direction`` (and ``ori_sentence`` keeps the unflipped
+    text when the words were swapped).
 
     Args:
         flip_ratio (float): Probability of flipping. Defaults to 0.5.
         swap_words (bool): Swap the direction words. Defaults to True.
         word_pairs (Sequence[tuple[str, str]]): Words to swap. Defaults to
             :data:`FLIP_WORD_PAIRS`.
+        label_swaps (Sequence[tuple[int, int]]): Pairs of labels of
+            ``gt_action_map`` that a mirror turns into each other (the
+            actions "moving left" and "moving right"), swapped when the clip
+            is flipped. Defaults to ().
     """
 
     def __init__(self,
                  flip_ratio: float = 0.5,
                  swap_words: bool = True,
-                 word_pairs: Sequence = FLIP_WORD_PAIRS) -> None:
+                 word_pairs: Sequence = FLIP_WORD_PAIRS,
+                 label_swaps: Sequence = ()) -> None:
         if isinstance(flip_ratio, bool) or not isinstance(
                 flip_ratio, (int, float)) or not 0 <= flip_ratio <= 1:
             raise InvalidInputError(
@@ -180,6 +185,22 @@ class ReferFlip(Flip):
             raise InvalidInputError(
                 'ReferFlip: word_pairs must be (word, '
                 f'mirrored word) pairs, got {word_pairs!r}')
+        try:
+            self.label_swaps = tuple(tuple(p) for p in label_swaps)
+            flat = [v for p in self.label_swaps for v in p]
+            ok = (all(len(p) == 2 for p in self.label_swaps)
+                  and len(set(flat)) == len(flat) and all(
+                      type(v) is int and 0 <= v < 255 for v in flat))
+        except TypeError:
+            ok = False
+        if not ok:
+            raise InvalidInputError(
+                'ReferFlip: label_swaps must be (label, mirrored label) '
+                'pairs of distinct ints in [0, 255), got '
+                f'{label_swaps!r}')
+        self._label_lut = np.arange(256, dtype=np.uint8)
+        for a, b in self.label_swaps:
+            self._label_lut[a], self._label_lut[b] = b, a
 
     def transform(self, results: dict) -> dict:
         results.setdefault('modality', 'RGB')
@@ -189,9 +210,12 @@ class ReferFlip(Flip):
         results = super().transform(results)
         if not results['flip']:
             return results
-        for key in ('gt_mask', 'ori_gt_mask'):
+        for key in ('gt_mask', 'ori_gt_mask', 'gt_action_map'):
             if key in results:
                 results[key] = np.ascontiguousarray(results[key][:, ::-1])
+        if 'gt_action_map' in results and self.label_swaps:
+            results['gt_action_map'] = self._label_lut[
+                results['gt_action_map']]
         if self.swap_words and 'sentence' in results:
             results['ori_sentence'] = results['sentence']
             results['sentence'] = swap_left_right(results['sentence'],
@@ -200,4 +224,5 @@ class ReferFlip(Flip):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(flip_ratio={self.flip_ratio}, '
-                f'swap_words={self.swap_words})')
+                f'swap_words={self.swap_words}, '
+                f'label_swaps={self.label_swaps})')

@@ -33,6 +33,11 @@ class CMDySegmentor(BaseModel):
             ``loss_decode`` holds the loss (eq. 16 by default).
         neck (dict, optional): Maps ``(feat, static)`` to F_V^M. Without a
             neck the head gets ``static``.
+        auxiliary_head (dict, optional): A head trained beside the main
+            one on F_V^M (mmseg's ``auxiliary_head``): its ``loss(visual,
+            data_samples, train_cfg)`` is added, its keys prefixed
+            ``aux.``; prediction does not use it (e.g.
+            :class:`cmdyseg.models.heads.ActionSegAuxHead`).
         train_cfg (dict, optional): Passed to the head's ``loss``.
         test_cfg (dict, optional): Passed to the head's ``predict``:
             ``mode`` ('half_max' (default, the paper's rule) or 'absolute')
@@ -47,6 +52,7 @@ class CMDySegmentor(BaseModel):
                  text_encoder: dict,
                  head: dict,
                  neck: Optional[dict] = None,
+                 auxiliary_head: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -68,6 +74,9 @@ class CMDySegmentor(BaseModel):
         self.neck = MODELS.build(neck) if neck is not None else None
         self.text_encoder = MODELS.build(text_encoder)
         self.head = MODELS.build(head)
+        self.auxiliary_head = (
+            MODELS.build(auxiliary_head)
+            if auxiliary_head is not None else None)
         self.train_cfg = train_cfg
         self.test_cfg = dict(DEFAULT_TEST_CFG)
         self.test_cfg.update(test_cfg or {})
@@ -130,9 +139,14 @@ class CMDySegmentor(BaseModel):
     def loss(self, inputs: torch.Tensor,
              data_samples: SampleList) -> Dict[str, torch.Tensor]:
         """The head's losses (eq. 16 by default, on R^M upsampled to the
-        label size)."""
+        label size), and the auxiliary head's as ``aux.<name>``."""
         visual, text = self.extract_feat(inputs, data_samples)
-        return self.head.loss(visual, text, data_samples, self.train_cfg)
+        losses = self.head.loss(visual, text, data_samples, self.train_cfg)
+        if self.auxiliary_head is not None:
+            aux = self.auxiliary_head.loss(visual, data_samples,
+                                           self.train_cfg)
+            losses.update({f'aux.{k}': v for k, v in aux.items()})
+        return losses
 
     def predict(self, inputs: torch.Tensor,
                 data_samples: SampleList) -> SampleList:

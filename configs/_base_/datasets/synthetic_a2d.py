@@ -33,13 +33,21 @@ frame_loading = [
 ]
 train_pipeline = video_loading + [
     dict(type='LoadA2DInstanceMask'),
+    # every actor's action per pixel, for the tiny model's auxiliary head
+    # (ActionSegAuxHead; labels = 1-based indices into metainfo['actions'])
+    dict(type='LoadA2DActionMap'),
     dict(type='mmaction.Resize', scale=img_scale, keep_ratio=False),
-    dict(type='ResizeMask'),
+    dict(type='ResizeMask', keys=('gt_mask', 'gt_action_map')),
     # Unlike the paper (no augmentation), flip half of the clips: it mirrors
     # the motion and swaps the left/right words together, and doubles the
-    # scenes a small model sees (measured: configs/cmdyconv/README.md).
-    dict(type='ReferFlip', flip_ratio=0.5),
-    dict(type='PackReferSegInputs'),
+    # scenes a small model sees (measured: configs/cmdyconv/README.md). A
+    # mirrored "moving left" moves right: labels 1 and 2 swap with it.
+    dict(
+        type='ReferFlip',
+        flip_ratio=0.5,
+        label_swaps=((metainfo['actions'].index('moving_left') + 1,
+                      metainfo['actions'].index('moving_right') + 1), )),
+    dict(type='PackReferSegInputs', with_action_map=True),
 ]
 test_pipeline = video_loading + [
     dict(type='LoadA2DInstanceMask'),

@@ -230,6 +230,9 @@ def test_segmentor_loss_is_eq16_by_hand(tiny_model):
         sample = ReferSegDataSample(metainfo=dict(sentence=sentence))
         sample.gt_mask = PixelData(data=(torch.rand(
             1, 64, 64, generator=gen) > 0.7).to(torch.uint8))
+        # the tiny model's auxiliary head: every actor's action per pixel
+        sample.gt_action_map = PixelData(data=torch.randint(
+            0, 8, (1, 64, 64), generator=gen, dtype=torch.uint8))
         samples.append(sample)
     data = tiny_model.data_preprocessor(
         dict(inputs=clips, data_samples=samples), True)
@@ -237,12 +240,22 @@ def test_segmentor_loss_is_eq16_by_hand(tiny_model):
     with torch.no_grad():
         logits = tiny_model(data['inputs'], samples, mode='tensor')
         losses = tiny_model(data['inputs'], samples, mode='loss')
+        visual = tiny_model.encode_video(data['inputs'])
+        aux_logits = tiny_model.auxiliary_head(visual)
     assert logits.shape == (2, 1, 32, 32)
     up = F.interpolate(logits, size=(64, 64), mode='bilinear',
                        align_corners=False)
     target = torch.stack([s.gt_mask.data for s in samples])
     assert losses['loss_mask'].item() == pytest.approx(
         _eq16(up, target), rel=1e-5)
+    # the auxiliary loss is added under aux., and only it
+    assert set(losses) == {'loss_mask', 'loss_dice', 'aux.loss_ce'}
+    aux_up = F.interpolate(aux_logits, size=(64, 64), mode='bilinear',
+                           align_corners=False)
+    labels = torch.stack([s.gt_action_map.data[0] for s in samples]).long()
+    assert losses['aux.loss_ce'].item() == pytest.approx(
+        tiny_model.auxiliary_head.loss_weight *
+        F.cross_entropy(aux_up, labels).item(), rel=1e-5)
     # predict puts the head's results on the samples
     with torch.no_grad():
         for s in samples:
