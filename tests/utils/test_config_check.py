@@ -29,6 +29,12 @@ CONFIG_DIR = osp.join(ROOT, 'configs', 'cmdyconv')
 TINY = osp.join(CONFIG_DIR,
                 'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 ALL_CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*.py')))
+# the tests address pipeline steps by index, as a user does; taken from the
+# config so that a step added to it does not move them onto another one
+_TRAIN_PIPELINE = [t['type'] for t in
+                   Config.fromfile(TINY).train_dataloader.dataset.pipeline]
+RESIZE = _TRAIN_PIPELINE.index('mmaction.Resize')
+N_TRAIN_STEPS = len(_TRAIN_PIPELINE)
 
 
 def parse(*items):
@@ -147,10 +153,11 @@ def test_delete_on_a_list_element():
                 'model.head.loss_decode.type=DiceLoss')
     assert cfg.model.head.loss_decode.to_dict() == dict(type='DiceLoss')
     # mmengine would keep the element and add a `_delete_` argument
-    cfg = apply('train_dataloader.dataset.pipeline.4._delete_=True',
-                'train_dataloader.dataset.pipeline.4.type=mmaction.Resize',
-                'train_dataloader.dataset.pipeline.4.scale=(32,32)')
-    assert cfg.train_dataloader.dataset.pipeline[4].to_dict() == dict(
+    cfg = apply(f'train_dataloader.dataset.pipeline.{RESIZE}._delete_=True',
+                f'train_dataloader.dataset.pipeline.{RESIZE}.type='
+                'mmaction.Resize',
+                f'train_dataloader.dataset.pipeline.{RESIZE}.scale=(32,32)')
+    assert cfg.train_dataloader.dataset.pipeline[RESIZE].to_dict() == dict(
         type='mmaction.Resize', scale=(32, 32))
     # False does nothing
     cfg = apply('train_cfg._delete_=False', 'train_cfg.max_epochs=3')
@@ -264,7 +271,8 @@ def test_values_of_the_right_type_pass():
 def test_paths_through_lists_and_values():
     assert error_of('train_dataloader.dataset.pipeline.12.scale=4') == (
         '--cfg-options train_dataloader.dataset.pipeline.12.scale=4: '
-        'train_dataloader.dataset.pipeline has 8 items (indices 0 to 7)')
+        f'train_dataloader.dataset.pipeline has {N_TRAIN_STEPS} items '
+        f'(indices 0 to {N_TRAIN_STEPS - 1})')
     assert error_of('train_dataloader.dataset.pipeline.scale=4') == (
         '--cfg-options train_dataloader.dataset.pipeline.scale=4: '
         'train_dataloader.dataset.pipeline is a list; address its items by '
@@ -275,8 +283,8 @@ def test_paths_through_lists_and_values():
         'add train_cfg.max_epochs._delete_=True to replace it with a new '
         'section')
     # list items by index
-    cfg = apply('train_dataloader.dataset.pipeline.4.scale=(32,32)')
-    assert cfg.train_dataloader.dataset.pipeline[4].scale == (32, 32)
+    cfg = apply(f'train_dataloader.dataset.pipeline.{RESIZE}.scale=(32,32)')
+    assert cfg.train_dataloader.dataset.pipeline[RESIZE].scale == (32, 32)
 
 
 # --------------------------------------------------------------------------
@@ -423,9 +431,9 @@ def test_unknown_type_is_named_with_the_closest():
     assert error_of('model.head.type=DCMDyConvHaed') == (
         "model.head.type: 'DCMDyConvHaed' is not a registered model in "
         "scope 'cmdyseg' (did you mean 'DCMDyConvHead'?)")
-    assert error_of('train_dataloader.dataset.pipeline.4.type='
+    assert error_of(f'train_dataloader.dataset.pipeline.{RESIZE}.type='
                     'mmaction.Resise').startswith(
-                        "train_dataloader.dataset.pipeline.4.type: "
+                        f"train_dataloader.dataset.pipeline.{RESIZE}.type: "
                         "'mmaction.Resise' is not a registered transform in "
                         "scope 'cmdyseg' (did you mean 'mmaction.Resize'?)")
     assert error_of('optim_wrapper.optimizer.type=Adamm').startswith(
