@@ -9,10 +9,9 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmengine.structures import PixelData
+from tiny_batch import params_without_grad, tiny_batch
 
 from cmdyseg.registry import DATASETS, MODELS
-from cmdyseg.structures import ReferSegDataSample
 from cmdyseg.utils import register_all_modules
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -36,11 +35,6 @@ MODEL_CHAIN = [
 ]
 
 register_all_modules(init_default_scope=False)
-
-# the refiner's last conv starts at zero (identity refinement), so at
-# initialisation no gradient reaches its first layers; that they train is
-# checked in tests/models/heads/test_dyconv_heads.py
-REFINER_FIRST_LAYERS = ('head.refiner.conv1.', 'head.refiner.text_fc.')
 
 
 def _read_base(path):
@@ -96,27 +90,6 @@ def test_config_builds(path):
     assert type(model.head).__name__ == head_type
 
 
-def _tiny_batch(batch_size=2, frames=8, size=64, ori=(48, 80)):
-    g = torch.Generator().manual_seed(0)
-    inputs, samples = [], []
-    sentences = ['the red circle moving left', 'a blue square on the right']
-    for i in range(batch_size):
-        inputs.append(
-            torch.randint(0, 256, (3, frames, size, size), generator=g,
-                          dtype=torch.uint8))
-        sample = ReferSegDataSample(
-            metainfo=dict(
-                sentence=sentences[i % 2], ori_shape=ori,
-                img_shape=(size, size), video_id=f'v{i}', frame_id=1))
-        mask = torch.zeros(1, size, size, dtype=torch.uint8)
-        mask[:, 10 + i:30, 20:40 + i] = 1
-        sample.gt_mask = PixelData(data=mask)
-        # for the tiny models' auxiliary head: every actor's action
-        sample.gt_action_map = PixelData(data=mask * (1 + i))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
-
-
 def test_tiny_config_trains_and_predicts():
     cfg = Config.fromfile(TINY)
     torch.manual_seed(0)
@@ -124,7 +97,7 @@ def test_tiny_config_trains_and_predicts():
         model = MODELS.build(cfg.model)
     model.init_weights()
     model.train()
-    data = model.data_preprocessor(_tiny_batch(), training=True)
+    data = model.data_preprocessor(tiny_batch(), training=True)
     assert data['inputs'].shape == (2, 3, 8, 64, 64)
     logits = model(**data, mode='tensor')
     # F_V^M is 4x the stride-16 map, x2 with the stem skip: 64 / 16 * 8;
@@ -134,11 +107,7 @@ def test_tiny_config_trains_and_predicts():
     assert set(losses) == {'loss_mask', 'loss_dice', 'aux.loss_ce'}
     assert all(v.ndim == 0 for v in losses.values())
     sum(losses.values()).backward()
-    missing = [
-        name for name, p in model.named_parameters()
-        if p.requires_grad and (p.grad is None or not p.grad.abs().sum())
-        and not name.startswith(REFINER_FIRST_LAYERS)
-    ]
+    missing = params_without_grad(model)
     assert not missing, f'parameters without gradient: {missing}'
 
     model.eval()

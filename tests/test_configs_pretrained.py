@@ -13,10 +13,9 @@ from minilm_files import minilm_model_dir  # noqa: F401  (fixture)
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
-from mmengine.structures import PixelData
+from tiny_batch import params_without_grad, tiny_batch
 
 from cmdyseg.registry import MODELS
-from cmdyseg.structures import ReferSegDataSample
 from cmdyseg.utils import register_all_modules
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -42,34 +41,6 @@ def minilm_cache(minilm_model_dir, monkeypatch):  # noqa: F811
     monkeypatch.setenv('CMDYSEG_CACHE_DIR',
                        osp.dirname(osp.dirname(minilm_model_dir)))
     return minilm_model_dir
-
-
-# the refiner's last conv starts at zero (identity refinement), so at
-# initialisation no gradient reaches its first layers; that they train is
-# checked in tests/models/heads/test_dyconv_heads.py
-REFINER_FIRST_LAYERS = ('head.refiner.conv1.', 'head.refiner.text_fc.')
-
-
-def _tiny_batch(batch_size=2, frames=8, size=64, ori=(48, 80)):
-    """Two clips with sentences and masks (as tests/test_configs.py)."""
-    g = torch.Generator().manual_seed(0)
-    inputs, samples = [], []
-    sentences = ['the red circle moving left', 'a blue square on the right']
-    for i in range(batch_size):
-        inputs.append(
-            torch.randint(0, 256, (3, frames, size, size), generator=g,
-                          dtype=torch.uint8))
-        sample = ReferSegDataSample(
-            metainfo=dict(
-                sentence=sentences[i % 2], ori_shape=ori,
-                img_shape=(size, size), video_id=f'v{i}', frame_id=1))
-        mask = torch.zeros(1, size, size, dtype=torch.uint8)
-        mask[:, 10 + i:30, 20:40 + i] = 1
-        sample.gt_mask = PixelData(data=mask)
-        # for the tiny models' auxiliary head: every actor's action
-        sample.gt_action_map = PixelData(data=mask * (1 + i))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
 
 
 def _uses_minilm(cfg):
@@ -132,16 +103,12 @@ def test_tiny_minilm_config_trains_and_predicts(minilm_cache):
     assert all(torch.equal(fresh[k], after[k]) for k in fresh)
     model.train()
     assert not model.text_encoder.transformer.training
-    data = model.data_preprocessor(_tiny_batch(), training=True)
+    data = model.data_preprocessor(tiny_batch(), training=True)
     logits = model(**data, mode='tensor')
     assert logits.shape == (2, 1, 32, 32)
     losses = model(**data, mode='loss')
     sum(losses.values()).backward()
-    missing = [
-        name for name, p in model.named_parameters()
-        if p.requires_grad and (p.grad is None or not p.grad.abs().sum())
-        and not name.startswith(REFINER_FIRST_LAYERS)
-    ]
+    missing = params_without_grad(model)
     assert not missing, f'parameters without gradient: {missing}'
     assert not any(p.requires_grad
                    for p in model.text_encoder.transformer.parameters())
@@ -165,7 +132,7 @@ def test_tiny_top2_config_fine_tunes_two_blocks_at_a_low_lr(minilm_cache):
         for n in trainable)
     assert not text.transformer.encoder.layer[3].training
     assert text.transformer.encoder.layer[4].training
-    data = model.data_preprocessor(_tiny_batch(), training=True)
+    data = model.data_preprocessor(tiny_batch(), training=True)
     model(**data, mode='loss')['loss_mask'].backward()
     with_grad = {
         n
