@@ -4,7 +4,7 @@
     python demo/inference.py VIDEO "SENTENCE" [--sentence "ANOTHER" ...] \
         --config CONFIG --checkpoint CHECKPOINT [--device cpu] \
         [--out DIR] [--batch-size N] [--window-stride K] \
-        [--interpolate {features,responses}] [--fps FPS] \
+        [--interpolate {features,responses,deep}] [--fps FPS] \
         [--overwrite] [--no-gif] [--no-progress]
 
 ``--window-stride K`` (K > 1) is the fast mode: the video encoder runs on
@@ -12,7 +12,10 @@ the clips of every K-th frame only and the frames in between get
 interpolated video features (cmdyseg.apis.segment_frames); with
 ``--interpolate responses`` the head too runs on those frames only and the
 frames in between get interpolated response maps (faster when the head is
-costly: several sentences, the paper-size heads). The default 1 segments
+costly: several sentences, the paper-size heads); with ``--interpolate
+deep`` (the tiny config) only the deep features are interpolated and each
+frame keeps its own early maps (closer to the exact mode). The default 1
+segments
 every frame from its own clip, exactly as the model was trained.
 
 VIDEO is a video file or a folder of frames (image files, natural order).
@@ -114,11 +117,13 @@ def parse_args(argv=None):
         'mode, the video encoder runs on every K-th frame\'s clip')
     parser.add_argument(
         '--interpolate',
-        choices=('features', 'responses'),
+        choices=('features', 'responses', 'deep'),
         default='features',
         help='what the fast mode interpolates between the encoded frames: '
-        'their video features (default; the head runs on every frame) or '
-        'their response maps (the head runs on the encoded frames only)')
+        'their video features (default; the head runs on every frame), '
+        'their response maps (the head runs on the encoded frames only) or '
+        'their deep features only (each frame keeps its own early maps; '
+        'models with skip_reduce=centre)')
     parser.add_argument(
         '--fps',
         type=float,

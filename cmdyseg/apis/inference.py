@@ -284,7 +284,7 @@ def window_centres(num_frames: int, window_stride: int) -> np.ndarray:
 
 
 #: What the fast mode interpolates between two encoded frames.
-INTERPOLATE_MODES = ('features', 'responses')
+INTERPOLATE_MODES = ('features', 'responses', 'deep')
 
 
 def check_interpolate(interpolate: str) -> str:
@@ -320,10 +320,15 @@ def segment_frames(model: torch.nn.Module,
     the encoded frames too and a frame in between gets the linear
     interpolation of their response maps (logits, at the head's
     resolution). Either way the mask of every frame is made from its own
-    response (upsampled, sigmoid, half-max). The video encoder -- and with
-    ``'responses'`` the head -- runs about k times less often (the
-    speed-up and the agreement with the exact mode are measured in
-    configs/cmdyconv/README.md).
+    response (upsampled, sigmoid, half-max). With ``interpolate='deep'``
+    (models whose early maps are the clip's centre step, e.g. the tiny
+    config) only the deep part of the video feature is interpolated (the
+    layer3 pair through the neck, and the early ConvLSTM) and the early
+    maps' part is every frame's own, from the few frames around it
+    (``encode_video_early``); the head runs on every frame. The video
+    encoder -- and with ``'responses'`` the head -- runs about k times
+    less often (the speed-up and the agreement with the exact mode are
+    measured in configs/cmdyconv/README.md).
 
     Args:
         model (CMDySegmentor): In eval mode; its ``data_preprocessor``,
@@ -342,8 +347,8 @@ def segment_frames(model: torch.nn.Module,
         window_stride (int): 1 for the exact mode, k > 1 for the fast mode
             (see above).
         interpolate (str): What the fast mode interpolates: ``'features'``
-            (default) or ``'responses'`` (see above); unused when
-            ``window_stride`` is 1.
+            (default), ``'responses'`` or ``'deep'`` (see above); unused
+            when ``window_stride`` is 1.
 
     Returns:
         list[dict]: One per sentence: ``sentence``, ``masks`` ``(T, H, W)``
@@ -356,6 +361,13 @@ def segment_frames(model: torch.nn.Module,
     windows = check_windows(windows, num_frames)
     centres = window_centres(num_frames, window_stride)
     share_head = check_interpolate(interpolate) == 'responses'
+    own_early = interpolate == 'deep' and window_stride > 1
+    if own_early:
+        why = model.early_support()
+        if why is not None:
+            raise ValueError(f"interpolate='deep' needs early maps that are "
+                             f"each frame's own: {why}; use 'features' or "
+                             "'responses'")
     head = model.head
     H, W = (int(s) for s in ori_shape)
     masks = [np.zeros((num_frames, H, W), np.uint8) for _ in sentences]
@@ -364,13 +376,17 @@ def segment_frames(model: torch.nn.Module,
     img_shape = tuple(int(x) for x in frames.shape[1:3])
     bar = ProgressBar(num_frames) if progress else None
 
-    def encode(cs: np.ndarray) -> torch.Tensor:
+    def clips_of(cs) -> torch.Tensor:
         # (B, L, h, w, 3) -> (B, 3, L, h, w), as PackReferSegInputs packs
         clips = torch.from_numpy(frames[windows[cs]]).permute(
             0, 4, 1, 2, 3).contiguous()
-        inputs = model.data_preprocessor(
+        return model.data_preprocessor(
             dict(inputs=clips, data_samples=None))['inputs']
-        return model.encode_video(inputs)
+
+    def encode(cs: np.ndarray) -> torch.Tensor:
+        if own_early:  # the deep part; the early one comes per frame
+            return model.encode_video_split(clips_of(cs))[0]
+        return model.encode_video(clips_of(cs))
 
     def respond(visual: torch.Tensor) -> torch.Tensor:
         """(n, C, h, w) video features -> (n, S, h', w') response logits,
@@ -407,9 +423,10 @@ def segment_frames(model: torch.nn.Module,
         n = len(todo_ts) if final else (
             len(todo_ts) // batch_size * batch_size)
         for i in range(0, n, batch_size):
-            part = vals[i:i + batch_size]
-            decode(todo_ts[i:i + batch_size],
-                   part if share_head else respond(part))
+            ts, part = todo_ts[i:i + batch_size], vals[i:i + batch_size]
+            if own_early:
+                part = part + model.encode_video_early(clips_of(ts))
+            decode(ts, part if share_head else respond(part))
         todo_ts, todo = todo_ts[n:], [vals[n:]]
 
     prev = None  # (frame, what is interpolated) of the last encoded frame
@@ -472,10 +489,10 @@ def inference_model(model: torch.nn.Module,
             exactly as trained; k > 1: the fast mode of
             :func:`segment_frames` (the video encoder runs on every k-th
             frame's clip, features in between interpolated).
-        interpolate (str): In the fast mode, ``'features'`` (default) or
+        interpolate (str): In the fast mode, ``'features'`` (default),
             ``'responses'`` (the head runs on the encoded frames only,
-            response maps in between interpolated); see
-            :func:`segment_frames`.
+            response maps in between interpolated) or ``'deep'`` (the
+            early maps every frame's own); see :func:`segment_frames`.
 
     Returns:
         dict | list[dict]: Per sentence, ``dict(sentence, masks, scores)``

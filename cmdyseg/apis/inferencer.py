@@ -122,8 +122,9 @@ class ReferSegInferencer(BaseInferencer):
             batch_size (int): Clip windows per video-encoder call.
             **kwargs: ``sentences`` (required), ``fps``,
                 ``window_stride`` (1: exact; k > 1: the fast mode of
-                :func:`segment_frames`), ``interpolate`` (``'features'`` or
-                ``'responses'``, what the fast mode interpolates),
+                :func:`segment_frames`), ``interpolate`` (``'features'``,
+                ``'responses'`` or ``'deep'``, what the fast mode
+                interpolates),
                 ``return_vis``, ``show``,
                 ``wait_time``, ``vis_out_dir``.
         """

@@ -4,7 +4,7 @@
     python tools/analysis/benchmark_inference.py CONFIG [--checkpoint CKPT]
         [--video PATH | --frames N --size H W] [--sentences 1 4]
         [--threads 1 2] [--window-stride 1 4]
-        [--interpolate features responses] [--dtype fp32 bf16]
+        [--interpolate features responses deep] [--dtype fp32 bf16]
         [--batch-size 4] [--device cpu|cuda] [--repeat 1]
         [--random-word-vectors] [--cfg-options k=v ...] [--json OUT]
 
@@ -29,7 +29,8 @@ the first call). ``frames/s`` = frames / (sum of the stages);
 1 is the exact sliding window (every frame from its own clip), k > 1 the
 fast mode, interpolating the video features (the head runs on every frame)
 or the response maps (``responses``: the head runs on the encoded frames
-only). Peak memory: the
+only), or only the deep features (``deep``: every frame's early maps are
+its own, the stem and layer1 on the frames around it). Peak memory: the
 growth of the process's peak RSS during the run (Linux ``VmHWM``, reset
 before each combination) and, on CUDA, ``torch.cuda.max_memory_allocated``.
 Without ``--video`` a synthetic ``--frames`` x ``--size`` mp4 is written
@@ -99,7 +100,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='1 = exact sliding window, k > 1 = fast mode')
     parser.add_argument(
         '--interpolate', nargs='+', default=['features'],
-        choices=['features', 'responses'],
+        choices=['features', 'responses', 'deep'],
         help='what the fast mode interpolates (window stride > 1)')
     parser.add_argument(
         '--dtype', nargs='+', default=['fp32'], choices=['fp32', 'bf16'],

@@ -110,8 +110,9 @@ class ReferVideoTestLoop(TestLoop):
         window_stride (int): 1 (default): every frame from its own clip;
             k > 1: the fast mode of :func:`cmdyseg.apis.segment_frames`.
         interpolate (str): What the fast mode interpolates between the
-            encoded frames: ``'features'`` (default) or ``'responses'``
-            (the head runs on the encoded frames only).
+            encoded frames: ``'features'`` (default), ``'responses'``
+            (the head runs on the encoded frames only) or ``'deep'`` (the
+            early maps every frame's own).
     """
 
     def __init__(self,

@@ -275,11 +275,18 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
             min_fraction=MIN_LOADED_FRACTION,
             skip=_beyond_layer3)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def forward(self,
+                x: torch.Tensor,
+                centre_only: bool = False) -> Tuple[torch.Tensor, ...]:
         """Encode a clip.
 
         Args:
             x (Tensor): Video clip, (B, in_channels, T, H, W).
+            centre_only (bool): Return only the early maps' centre steps
+                (the ``skips``, ``(B, C, H', W')`` each, equal to the maps'
+                step ``T_s // 2``), computed from the few frames around the
+                clip's centre that they depend on: the fast mode's exact
+                early maps (:meth:`forward_centre`). Defaults to False.
 
         Returns:
             tuple[Tensor]: ``feat`` (B, C, T', H/16, W/16), the layer3
@@ -294,6 +301,8 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
             raise ValueError(
                 f'ResNet3dEncoder: expected a clip (B, {in_channels}, T, H, '
                 f'W), got {tuple(x.shape)}')
+        if centre_only:
+            return self.forward_centre(x)
         taps = {}
         if self.skips:
             feat = self._forward_tapped(x, taps)
@@ -321,3 +330,85 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
                     x = bb.pool2(x)
                 taps['layer1'] = x
         return x
+
+    def centre_support(self) -> Optional[str]:
+        """Why :meth:`forward_centre` cannot compute this encoder's early
+        maps from the frames around the centre (None when it can).
+
+        It needs ``skip_time`` (the maps keep their steps) and a stem and
+        layer1 that keep one step per frame and mix frames only in the
+        stem convolution: ``conv1_stride_t=1`` with temporal padding
+        ``kernel // 2``, a pool1 of temporal size and stride 1, layer1
+        not inflated (``inflate=((0, ...), ...)``); pool2 may halve the
+        steps."""
+        if not self.skips:
+            return 'the encoder has no early maps (skips=())'
+        if not self.skip_time:
+            return ('its early maps are averaged over the clip '
+                    '(skip_time=False), not taken per step')
+        bb = self.backbone
+        conv = bb.conv1.conv
+        if (conv.stride[0] != 1 or conv.dilation[0] != 1
+                or conv.padding[0] != conv.kernel_size[0] // 2
+                or tuple(bb.conv1.order) != ('conv', 'norm', 'act')):
+            return ('its stem convolution is not temporally stride 1 with '
+                    f'"same" padding (kernel {conv.kernel_size}, stride '
+                    f'{conv.stride}, padding {conv.padding})')
+        if bb.with_pool1 and (bb.maxpool.kernel_size[0] != 1
+                              or bb.maxpool.stride[0] != 1):
+            return ('its pool1 mixes or skips frames (kernel '
+                    f'{bb.maxpool.kernel_size}, stride {bb.maxpool.stride})')
+        if 'layer1' in self.skips:
+            for name, m in bb.layer1.named_modules():
+                if isinstance(m, torch.nn.Conv3d) and (
+                        m.kernel_size[0] != 1 or m.stride[0] != 1):
+                    return (f'its layer1 is inflated in time ({name}: '
+                            f'kernel {m.kernel_size}, stride {m.stride})')
+            if bb.with_pool2 and (tuple(bb.pool2.kernel_size) != (2, 1, 1)
+                                  or tuple(bb.pool2.stride) != (2, 1, 1)):
+                return (f'its pool2 is not (2, 1, 1) (kernel '
+                        f'{bb.pool2.kernel_size})')
+        return None
+
+    def forward_centre(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """The early maps' centre steps of clips ``x`` (B, 3, T, H, W),
+        computed from the frames around the centre only: the stem
+        convolution on the one or two steps that the centre steps need
+        (zero padding where the clip's is), then pool1 and layer1 on those
+        steps. Equal to ``forward(x)[2:]`` at step ``T_s // 2`` of each map
+        (tested) at a fraction of the cost: 2 of the clip's T steps for
+        the tiny config. Raises ValueError where :meth:`centre_support`
+        says it cannot."""
+        why = self.centre_support()
+        if why is not None:
+            raise ValueError(f'ResNet3dEncoder: the early maps cannot be '
+                             f'computed per frame: {why}')
+        bb = self.backbone
+        num_steps = x.shape[2]
+        # the stem's steps each early map's centre step is made from
+        pool2 = 'layer1' in self.skips and bb.with_pool2
+        centre1 = (num_steps // 2) // 2 if pool2 else num_steps // 2
+        needs = dict(conv1=[num_steps // 2],
+                     layer1=[2 * centre1, 2 * centre1 + 1] if pool2 else
+                     [centre1])
+        steps = sorted({t for s in self.skips for t in needs[s]})
+        lo, hi = steps[0], steps[-1]
+        conv = bb.conv1.conv
+        pad_t = conv.padding[0]
+        # the stem convolution on steps lo..hi: the clip padded as the
+        # convolution pads it, cut to those steps' frames, no time padding
+        xp = F.pad(x, (0, 0, 0, 0, pad_t, pad_t))[:, :, lo:hi + 2 * pad_t + 1]
+        y = F.conv3d(xp, conv.weight, conv.bias, conv.stride,
+                     (0, ) + tuple(conv.padding[1:]), conv.dilation,
+                     conv.groups)
+        if bb.conv1.with_norm:
+            y = bb.conv1.norm(y)
+        if bb.conv1.with_activation:
+            y = bb.conv1.activate(y)
+        taps = dict(conv1=y[:, :, num_steps // 2 - lo])
+        if 'layer1' in self.skips:
+            z = bb.maxpool(y) if bb.with_pool1 else y
+            first = needs['layer1'][0] - lo
+            z = bb.layer1(z[:, :, first:first + len(needs['layer1'])])
+            taps['layer1'] = (bb.pool2(z) if pool2 else z)[:, :, 0]
+        return tuple(taps[s] for s in self.skips)

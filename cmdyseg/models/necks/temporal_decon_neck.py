@@ -296,7 +296,8 @@ class TemporalDeconNeck(BaseModule):
                 f'{tuple(static.shape)} decodes to 4h x 4w), got {shape}')
         return feat, static
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, inputs: Sequence[torch.Tensor],
+                part: str = 'all'):
         """Compute ``F_V^M``.
 
         Args:
@@ -304,14 +305,31 @@ class TemporalDeconNeck(BaseModule):
                 encoder: ``feat`` = pI3D(V), (B, C, T', h, w) (not used
                 without the temporal branch) and ``static`` = F_V^S,
                 (B, C, h, w); with ``skip_channels`` then the early maps
-                (see above).
+                (see above). With ``part='early'``: the early maps only.
+            part (str): ``'all'`` (default): F_V^M. ``'split'``: the pair
+                ``(deep, early)`` with ``F_V^M = deep + early`` (equal up
+                to rounding: everything after the pair is linear), where
+                ``early`` is the early maps' 1x1 projections carried
+                through the upsampling, None without early maps, and
+                ``deep`` the rest (the pair's Decons and the early
+                ConvLSTM). ``'early'``: that ``early`` alone from the early
+                maps (``(B, C, H, W)`` each, e.g. the encoder's
+                ``centre_only`` maps; ``(B, C, T, H, W)`` are reduced as
+                ``skip_reduce`` says). The fast mode interpolates ``deep``
+                between encoded frames and computes ``early`` per frame.
 
         Returns:
             Tensor: F_V^M, (B, out_channels, 4h, 4w) (or the resolution
             of the finest early map); with the temporal branch the first
             ``out_channels // 2`` channels of the pair's part come from
-            ``static``, the rest from the ConvLSTM.
+            ``static``, the rest from the ConvLSTM. A pair for
+            ``'split'``, see above.
         """
+        if part == 'early':
+            return self._decode(None, inputs, lstm=False, proj=True)
+        if part not in ('all', 'split'):
+            raise ValueError("TemporalDeconNeck: part must be 'all', "
+                             f"'split' or 'early', got {part!r}")
         feat, static = self._check_inputs(inputs)
         out = self.static_decon(static)
         if self.use_temporal:
@@ -319,12 +337,25 @@ class TemporalDeconNeck(BaseModule):
                 feat = self.lstm_input_proj(feat)
             temporal = self.temporal_decon(self.clstm(feat))
             out = torch.cat([out, temporal], dim=1)
-        for i, (skip, proj) in enumerate(zip(inputs[2:], self.skip_projs)):
-            if skip.shape[-2:] != out.shape[-2:]:
+        skips = inputs[2:]
+        if part == 'all':
+            return self._decode(out, skips, lstm=True, proj=True)
+        return (self._decode(out, skips, lstm=True, proj=False),
+                self._decode(None, skips, lstm=False, proj=True))
+
+    def _decode(self, out: Optional[torch.Tensor],
+                skips: Sequence[torch.Tensor], lstm: bool,
+                proj: bool) -> Optional[torch.Tensor]:
+        """The top-down pass over the early maps from ``out`` (None: from
+        zero), adding their ConvLSTM terms (``lstm``) and their 1x1
+        projections (``proj``)."""
+        for i, (skip, conv) in enumerate(zip(skips, self.skip_projs)):
+            if out is not None and skip.shape[-2:] != out.shape[-2:]:
                 out = F.interpolate(
                     out, size=skip.shape[-2:], mode='bilinear',
                     align_corners=False)
-            if i == self.skip_lstm_index:
+            terms = []
+            if lstm and i == self.skip_lstm_index:
                 seq = skip
                 if self.skip_lstm_diff:
                     # [x_t, x_t - x_(t-1)], no difference at the first step
@@ -333,9 +364,12 @@ class TemporalDeconNeck(BaseModule):
                         skip[:, :, 1:] - skip[:, :, :-1]
                     ], 2)
                     seq = torch.cat([skip, diff], 1)
-                out = out + self.skip_lstm_proj(self.skip_clstm(seq))
-            if skip.dim() == 5:
-                skip = (skip.mean(dim=2) if self.skip_reduce == 'mean' else
-                        skip[:, :, skip.shape[2] // 2])
-            out = out + proj(skip)
+                terms.append(self.skip_lstm_proj(self.skip_clstm(seq)))
+            if proj:
+                if skip.dim() == 5:
+                    skip = (skip.mean(dim=2) if self.skip_reduce == 'mean'
+                            else skip[:, :, skip.shape[2] // 2])
+                terms.append(conv(skip))
+            for term in terms:
+                out = term if out is None else out + term
         return out

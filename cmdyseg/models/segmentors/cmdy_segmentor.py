@@ -105,6 +105,47 @@ class CMDySegmentor(BaseModel):
         feats = self.backbone(inputs)
         return self.neck(feats) if self.neck is not None else feats[1]
 
+    def early_support(self) -> Optional[str]:
+        """Why the early maps' part of F_V^M cannot be computed per frame
+        from the frames around it (None when it can; see
+        :meth:`encode_video_split`)."""
+        if self.neck is None or not getattr(self.neck, 'skip_channels', ()):
+            return 'the model has no early maps (no neck skip_channels)'
+        if getattr(self.neck, 'skip_reduce', None) != 'centre':
+            return ('its neck averages the early maps over the clip '
+                    f"(skip_reduce={getattr(self.neck, 'skip_reduce', None)!r}"
+                    "), so they are not the frame's own; skip_reduce='centre' "
+                    'is')
+        if not hasattr(self.backbone, 'centre_support'):
+            return (f'its backbone {type(self.backbone).__name__} has no '
+                    'centre pass (ResNet3dEncoder has)')
+        return self.backbone.centre_support()
+
+    def encode_video_split(
+            self, inputs: torch.Tensor
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``(deep, early)`` of clips with ``F_V^M = deep + early``:
+        ``early`` is what the early maps' centre steps add (None without
+        early maps), ``deep`` the rest (the layer3 pair and the early
+        ConvLSTM); see ``TemporalDeconNeck.forward(part='split')``."""
+        feats = self.backbone(inputs)
+        if self.neck is None:
+            return feats[1], None
+        return self.neck(feats, part='split')
+
+    def encode_video_early(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The ``early`` of :meth:`encode_video_split` from the frames
+        around each clip's centre only (the encoder's ``centre_only``
+        pass): a frame's own early maps at a fraction of a clip's cost.
+        Raises ValueError naming why where :meth:`early_support` says it
+        cannot."""
+        why = self.early_support()
+        if why is not None:
+            raise ValueError(f'{type(self).__name__}: the early maps cannot '
+                             f'be computed per frame: {why}')
+        return self.neck(self.backbone(inputs, centre_only=True),
+                         part='early')
+
     def encode_text(self, sentences: Sequence[str]) -> torch.Tensor:
         """F_T (S, D_T) of S sentences."""
         return self.text_encoder(list(sentences))

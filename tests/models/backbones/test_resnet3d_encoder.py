@@ -392,3 +392,56 @@ def test_skips_add_early_maps_averaged_over_time(arch, stem, layer1):
     for bad in (('layer2', ), ('conv1', 'conv1')):
         with pytest.raises(ValueError, match='must name distinct maps'):
             _build(arch, skips=bad)
+
+
+# the tiny config's stem and layer1: every step its frame's own up to
+# layer1's temporal pool2, the stem mixing 3 frames
+TINY_STEM = dict(I3D_R18, conv1_kernel=(3, 7, 7),
+                 inflate=((0, 0), (1, 0), (1, 0)))
+
+
+@pytest.mark.parametrize('num_frames', [8, 6, 16, 3])
+@pytest.mark.parametrize('skips', [('layer1', 'conv1'), ('conv1', ),
+                                   ('layer1', )])
+def test_centre_pass_gives_the_early_maps_centre_steps(num_frames, skips):
+    """forward(x, centre_only=True): each early map's step T_s // 2, from
+    the stem on the one or two steps it needs (zero padding at the clip's
+    ends where the clip has it: num_frames 3 reaches them)."""
+    torch.manual_seed(0)
+    model = _build(TINY_STEM, skips=skips, skip_time=True)
+    for m in model.modules():  # BatchNorm statistics that matter
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    assert model.centre_support() is None
+    x = torch.randn(2, 3, num_frames, 32, 32)
+    with torch.no_grad():
+        maps = model(x)[2:]
+        centres = model(x, centre_only=True)
+    assert len(centres) == len(skips)
+    for name, full, got in zip(skips, maps, centres):
+        assert got.shape == full.shape[:2] + full.shape[3:], name
+        torch.testing.assert_close(got, full[:, :, full.shape[2] // 2],
+                                   rtol=1e-5, atol=1e-5)
+        if full.shape[2] > 1:  # not a map any step would give
+            assert not torch.allclose(got, full[:, :, 0], atol=1e-3), name
+
+
+@pytest.mark.parametrize('arch,kwargs,why', [
+    (TINY_STEM, dict(skips=()), 'no early maps'),
+    (TINY_STEM, dict(skips=('conv1', )), 'skip_time=False'),
+    (I3D_R18, dict(skips=('layer1', ), skip_time=True),
+     'layer1 is inflated in time'),
+    (I3D_R50, dict(skips=('conv1', ), skip_time=True),
+     'not temporally stride 1'),
+    (dict(TINY_STEM, pool1_stride_t=2), dict(skips=('conv1', ),
+                                             skip_time=True),
+     'pool1 mixes or skips frames'),
+])
+def test_centre_pass_refuses_what_it_cannot_compute(arch, kwargs, why):
+    model = _build(arch, **kwargs)
+    assert why in model.centre_support()
+    with pytest.raises(ValueError, match='cannot be computed per frame: '
+                       '.*' + why):
+        model(torch.zeros(1, 3, 8, 32, 32), centre_only=True)

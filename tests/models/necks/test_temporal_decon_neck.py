@@ -291,3 +291,39 @@ def test_convlstm_batched_input_gates_match_eq14_step_by_step():
     for t in range(5):
         h, c = _eq14_by_hand(lstm.cell, x[:, :, t], h, c)
     torch.testing.assert_close(lstm(x), h, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize('use_temporal', [True, False])
+@pytest.mark.parametrize('frame_diff', [False, True])
+def test_neck_split_parts_add_up_to_the_output(use_temporal, frame_diff):
+    """part='split': F_V^M = deep + early, early the early maps'
+    projections alone (part='early' gives it from the centre steps)."""
+    torch.manual_seed(0)
+    neck = TemporalDeconNeck(
+        8, 12, use_temporal=use_temporal, skip_channels=(5, 3),
+        skip_reduce='centre',
+        skip_lstm=dict(index=0, channels=4, frame_diff=frame_diff))
+    feat, static = _inputs(b=2, c=8, t=3, h=4, w=5)
+    low = torch.randn(2, 5, 4, 16, 20)
+    stem = torch.randn(2, 3, 6, 32, 40)
+    inputs = (feat, static, low, stem)
+    with torch.no_grad():
+        out = neck(inputs)
+        deep, early = neck(inputs, part='split')
+        centre = neck((low[:, :, 2], stem[:, :, 3]), part='early')
+    assert out.shape == deep.shape == early.shape == (2, 12, 32, 40)
+    torch.testing.assert_close(deep + early, out, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(centre, early)
+    # the early part is the maps' 1x1 projections, carried up by x2
+    by_hand = F.interpolate(
+        neck.skip_projs[0](low[:, :, 2]), scale_factor=2, mode='bilinear',
+        align_corners=False) + neck.skip_projs[1](stem[:, :, 3])
+    torch.testing.assert_close(early, by_hand, rtol=1e-5, atol=1e-5)
+    # without early maps the split is (F_V^M, None)
+    plain = TemporalDeconNeck(8, 12, use_temporal=use_temporal)
+    with torch.no_grad():
+        d, e = plain((feat, static), part='split')
+        torch.testing.assert_close(d, plain((feat, static)))
+    assert e is None
+    with pytest.raises(ValueError, match="part must be 'all', 'split'"):
+        plain((feat, static), part='deep')
