@@ -33,6 +33,7 @@ from cmdyseg.datasets.transforms.loading import clip_indices
 from cmdyseg.models.text_encoders.tokenizer import tokenize
 from cmdyseg.registry import MODELS, TRANSFORMS
 from cmdyseg.utils.checkpoint import check_checkpoint, load_model_checkpoint
+from cmdyseg.utils.errors import InvalidInputError
 from .video import VideoInput, VideoSource
 
 ConfigType = Union[str, os.PathLike, Config]
@@ -40,10 +41,11 @@ ConfigType = Union[str, os.PathLike, Config]
 # Test-pipeline steps that read files, pick the clip, load / resize the gt
 # or pack the sample: inference does those itself (or needs none of them).
 _NOT_FRAME_STEPS = frozenset({
-    'OpenCVInit', 'OpenCVDecode', 'DecordInit', 'DecordDecode', 'PyAVInit',
-    'PyAVDecode', 'RawFrameDecode', 'LoadListedFrames', 'LoadA2DInstanceMask',
-    'LoadJHMDBPuppetMask', 'LoadReferObjectMask', 'LoadVideoObjectMasks',
-    'ResizeMask', 'PackReferSegInputs', 'PackReferVideoInputs'
+    'OpenCVInit', 'OpenCVDecode', 'CachedOpenCVInit', 'CachedOpenCVDecode',
+    'DecordInit', 'DecordDecode', 'PyAVInit', 'PyAVDecode', 'RawFrameDecode',
+    'LoadListedFrames', 'LoadA2DInstanceMask', 'LoadJHMDBPuppetMask',
+    'LoadReferObjectMask', 'LoadVideoObjectMasks', 'ResizeMask',
+    'PackReferSegInputs', 'PackReferVideoInputs'
 })
 # Steps that define the clip window (frame-level and video-level pipelines).
 _CLIP_STEPS = frozenset({'SampleReferClip', 'SampleVideoWindows'})
@@ -365,9 +367,10 @@ def segment_frames(model: torch.nn.Module,
     if own_early:
         why = model.early_support()
         if why is not None:
-            raise ValueError(f"interpolate='deep' needs early maps that are "
-                             f"each frame's own: {why}; use 'features' or "
-                             "'responses'")
+            # a ValueError too; the tools report it as one line
+            raise InvalidInputError(
+                f"interpolate='deep' needs early maps that are "
+                f"each frame's own: {why}; use 'features' or 'responses'")
     head = model.head
     H, W = (int(s) for s in ori_shape)
     masks = [np.zeros((num_frames, H, W), np.uint8) for _ in sentences]

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.io
 
 from cmdyseg.utils.errors import UserInputError
+from .cache import BytesLRUCache
 
 
 class DataFileError(UserInputError, OSError):
@@ -142,13 +143,32 @@ def read_a2d_masks(path: str, with_codes: bool = False) -> Tuple:
     """
     if not osp.isfile(path):
         raise DataFileError(path, 'mask file does not exist')
+    # a training sample reads its file twice (instance mask, action map)
+    ids, masks, codes = _MASK_CACHE.load(path, lambda: _read_a2d_masks(path))
+    masks = masks.copy()  # callers may write to what they get
+    if not with_codes:
+        return list(ids), masks
+    if isinstance(codes, DataFileError):
+        raise codes
+    return list(ids), masks, list(codes)
+
+
+#: what :func:`read_a2d_masks` read, per process (64 MiB: thousands of
+#: files at the embedded data's size)
+_MASK_CACHE = BytesLRUCache(64 << 20)
+
+
+def _read_a2d_masks(path: str) -> Tuple:
     try:
         with h5py.File(path, 'r') as f:
             ids = _as_int_vector(f['instance'][()], path, 'instance')
             masks = np.asarray(f['reMask'][()])
-            codes = (
-                _as_int_vector(f['id'][()], path, 'id')
-                if with_codes and 'id' in f else [])
+            codes = []
+            if 'id' in f:
+                try:
+                    codes = _as_int_vector(f['id'][()], path, 'id')
+                except DataFileError as e:
+                    codes = e  # an error only for who asks for the codes
     except DataFileError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:
@@ -157,8 +177,9 @@ def read_a2d_masks(path: str, with_codes: bool = False) -> Tuple:
         masks = masks[None]
     if masks.ndim != 3:
         raise DataFileError(path, f'reMask has shape {masks.shape}')
-    masks = masks.transpose(0, 2, 1)
-    return (ids, masks, codes) if with_codes else (ids, masks)
+    masks = np.ascontiguousarray(masks.transpose(0, 2, 1))
+    return tuple(ids), masks, codes if isinstance(
+        codes, DataFileError) else tuple(codes)
 
 
 #: Label of the pixels an action map does not count (mmseg's ignore_index).
@@ -322,6 +343,31 @@ def _open_video(path: str) -> Iterator[cv2.VideoCapture]:
         yield cap
     finally:
         cap.release()
+
+
+def decode_video(path: str) -> Tuple[int, np.ndarray]:
+    """Every frame of a video file, read in order.
+
+    Returns:
+        tuple: the container's frame count (``CAP_PROP_FRAME_COUNT``, what
+        ``mmcv.VideoReader`` reports) and the decoded frames ``(N, H, W,
+        3)`` uint8 BGR (N may be below the count where the last frames do
+        not decode).
+
+    Raises:
+        DataFileError: missing file, not openable, or no frame decodes.
+    """
+    frames = []
+    with _open_video(path) as cap:
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+    if not frames:
+        raise DataFileError(path, 'no frame of the video decodes')
+    return count, np.stack(frames)
 
 
 def probe_video(path: str) -> int:

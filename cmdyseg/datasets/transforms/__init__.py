@@ -1,8 +1,8 @@
 # Copyright (c) cmdyseg contributors. All rights reserved.
 from .formatting import PackReferSegInputs, PackReferVideoInputs
-from .loading import (LoadA2DActionMap, LoadA2DInstanceMask,
-                      LoadJHMDBPuppetMask, SampleReferClip, SampleVideoWindows,
-                      clip_indices)
+from .loading import (CachedOpenCVDecode, CachedOpenCVInit, LoadA2DActionMap,
+                      LoadA2DInstanceMask, LoadJHMDBPuppetMask,
+                      SampleReferClip, SampleVideoWindows, clip_indices)
 from .processing import FLIP_WORD_PAIRS, ReferFlip, ResizeMask, swap_left_right
 from .rvos_loading import (LoadListedFrames, LoadReferObjectMask,
                            LoadVideoObjectMasks, expression_gt)
@@ -12,7 +12,7 @@ __all__ = [
     'LoadJHMDBPuppetMask',
     'ResizeMask', 'ReferFlip', 'swap_left_right', 'FLIP_WORD_PAIRS',
     'PackReferSegInputs', 'PackReferVideoInputs', 'SampleVideoWindows',
-    'clip_indices'
+    'clip_indices', 'CachedOpenCVInit', 'CachedOpenCVDecode'
 ]
 
 __all__ += [
