@@ -23,7 +23,7 @@ def test_smoke_run_writes_every_combination(tool, tmp_path, capsys):
     results = tool.main([
         TINY, '--frames', '9', '--size', '48', '64', '--threads', '1',
         '--sentences', '1', '2', '--window-stride', '1', '4',
-        '--interpolate', 'features', 'responses', '--json',
+        '--interpolate', 'features', 'responses', 'deep', '--json',
         str(out)
     ])
     printed = capsys.readouterr().out
@@ -33,8 +33,9 @@ def test_smoke_run_writes_every_combination(tool, tmp_path, capsys):
     # the exact mode once per setting, the fast mode with each interpolation
     assert [(r['sentences'], r['window_stride'], r['interpolate'])
             for r in runs] == [(1, 1, '-'), (1, 4, 'features'),
-                               (1, 4, 'responses'), (2, 1, '-'),
-                               (2, 4, 'features'), (2, 4, 'responses')]
+                               (1, 4, 'responses'), (1, 4, 'deep'),
+                               (2, 1, '-'), (2, 4, 'features'),
+                               (2, 4, 'responses'), (2, 4, 'deep')]
     for r in runs:
         assert r['frames'] == 9
         assert set(r['seconds']) == set(tool.STAGES)
