@@ -402,7 +402,7 @@ def test_test_py_dumps_video_level_with_dump_video_results(
 @pytest.mark.parametrize('kwargs,message', [
     (dict(window_stride=0), 'window_stride must be an int >= 1'),
     (dict(window_stride=2, interpolate='masks'),
-     "interpolate must be one of \\('features', 'responses'\\)"),
+     "interpolate must be one of \\('features', 'responses', 'deep'\\)"),
 ])
 def test_loop_arguments_are_checked_first(kwargs, message):
     from cmdyseg.engine.runner.video_test_loop import ReferVideoTestLoop
