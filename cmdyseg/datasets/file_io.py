@@ -145,7 +145,8 @@ def read_a2d_masks(path: str, with_codes: bool = False) -> Tuple:
         raise DataFileError(path, 'mask file does not exist')
     # a training sample reads its file twice (instance mask, action map)
     ids, masks, codes = _MASK_CACHE.load(path, lambda: _read_a2d_masks(path))
-    masks = masks.copy()  # callers may write to what they get
+    if not masks.flags.writeable:  # the cache's: callers may write theirs
+        masks = masks.copy()
     if not with_codes:
         return list(ids), masks
     if isinstance(codes, DataFileError):
@@ -177,7 +178,7 @@ def _read_a2d_masks(path: str) -> Tuple:
         masks = masks[None]
     if masks.ndim != 3:
         raise DataFileError(path, f'reMask has shape {masks.shape}')
-    masks = np.ascontiguousarray(masks.transpose(0, 2, 1))
+    masks = masks.transpose(0, 2, 1)
     return tuple(ids), masks, codes if isinstance(
         codes, DataFileError) else tuple(codes)
 
