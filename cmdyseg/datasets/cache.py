@@ -100,7 +100,3 @@ class BytesLRUCache:
         if self.workers_only and not in_dataloader_worker():
             return load()
         return self.get_or_load(file_key(path), load)
-
-    def clear(self) -> None:
-        self._items.clear()
-        self.nbytes = 0

@@ -260,8 +260,6 @@ class CachedOpenCVDecode(BaseTransform):
         if inds.ndim != 1:
             inds = np.squeeze(inds)
             results['frame_inds'] = inds
-        if not len(frames):
-            raise IndexError(f"{results.get('filename')}: no frame decodes")
         imgs = frames[np.minimum(inds.astype(np.int64), len(frames) - 1)]
         imgs = imgs[:, :, :, ::-1]  # BGR -> RGB, as OpenCVDecode does
         results['imgs'] = list(imgs)
