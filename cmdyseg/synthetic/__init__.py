@@ -32,7 +32,7 @@ from .scenes import (ACTIONS, ACTORS, COLOURS, CUES, SENTENCES_PER_ACTOR,
                      sample_scenes)
 from .writer import (FPS, META_FILE, META_FORMAT, META_VERSION, format_stats,
                      generate_synthetic_a2d, instance_cues,
-                     load_synthetic_meta)
+                     load_synthetic_meta, motion_pairs)
 from .ytvos_writer import (YTVOS_META_FORMAT, YTVOS_META_VERSION,
                            generate_synthetic_ytvos)
 
@@ -42,5 +42,6 @@ __all__ = [
     'VALID_ACTIONS', 'YTVOS_META_FORMAT', 'YTVOS_META_VERSION', 'ActorTrack',
     'Scene', 'draw_actor', 'format_stats', 'generate_synthetic_a2d',
     'generate_synthetic_ytvos', 'instance_cues', 'load_synthetic_meta',
-    'render_background', 'render_frames', 'render_labels', 'sample_scenes'
+    'motion_pairs', 'render_background', 'render_frames', 'render_labels',
+    'sample_scenes'
 ]

@@ -321,6 +321,32 @@ def instance_cues(meta_or_root) -> Dict[Tuple[str, int], str]:
             for i in meta['instances']}
 
 
+def motion_pairs(meta_or_root) -> Dict[Tuple[str, int], str]:
+    """Map ``(video_id, instance_id)`` of every ``motion``-cue instance to
+    the actions that tell it from its look-alikes (same colour and shape,
+    same video), sorted: ``'moving_left / standing'``. Both sides of a
+    pair get the same name, so each pair of actions is one group."""
+    meta = (
+        load_synthetic_meta(meta_or_root)
+        if isinstance(meta_or_root, str) else meta_or_root)
+    by_video = {}
+    for inst in meta['instances']:
+        by_video.setdefault(inst['video_id'], []).append(inst)
+    pairs = {}
+    for inst in meta['instances']:
+        if inst['cue'] != 'motion':
+            continue
+        actions = {inst['action']} | {
+            other['action']
+            for other in by_video[inst['video_id']]
+            if other is not inst and other['colour'] == inst['colour']
+            and other['actor'] == inst['actor']
+        }
+        pairs[(inst['video_id'], int(inst['instance_id']))] = ' / '.join(
+            sorted(actions))
+    return pairs
+
+
 def format_stats(meta: dict) -> str:
     """Human-readable summary of a generated dataset."""
     p = meta['params']

@@ -99,6 +99,38 @@ def test_empty_union_and_perfect_predictions(cfg, tmp_path):
     assert union['all/P@0.5'] >= 0
 
 
+def test_by_pair_splits_the_motion_scenes_by_their_two_actions(cfg):
+    from cmdyseg.synthetic import ACTIONS, load_synthetic_meta, motion_pairs
+    res = evaluate_masks.evaluate(cfg, 'union', by_cue=True, by_pair=True)
+    groups = [g for g in res if g.startswith('motion: ')]
+    assert groups, 'the fixture has no motion scene'
+    # every motion sample in exactly one pair group
+    assert sum(res[g]['num_samples'] for g in groups) == \
+        res['motion']['num_samples']
+    for group in groups:
+        actions = group[len('motion: '):].split(' / ')
+        assert len(actions) >= 2 and actions == sorted(set(actions))
+        assert set(actions) <= set(ACTIONS)
+    assert not any(g.startswith('motion: ') for g in
+                   evaluate_masks.evaluate(cfg, 'union', by_cue=True))
+    # by hand from the meta: a look-alike shares colour, shape and video
+    meta = load_synthetic_meta(cfg.test_dataloader.dataset.data_root)
+    pairs = motion_pairs(meta)
+    insts = meta['instances']
+    for inst in insts:
+        key = (inst['video_id'], inst['instance_id'])
+        if inst['cue'] != 'motion':
+            assert key not in pairs
+            continue
+        mates = [o for o in insts if o is not inst
+                 and o['video_id'] == inst['video_id']
+                 and (o['colour'], o['actor']) == (inst['colour'],
+                                                   inst['actor'])]
+        assert mates and all(o['action'] != inst['action'] for o in mates)
+        assert pairs[key] == ' / '.join(
+            sorted({inst['action']} | {o['action'] for o in mates}))
+
+
 def test_coverage_counts_masks_that_cover_another_actor(cfg):
     """The union covers every actor, the empty mask none, the ground truth
     (seen at the full size) the referred actor only; the test scenes have

@@ -2,6 +2,7 @@
 """Score predicted masks, or a trivial baseline, on an A2D-format test set.
 
     python tools/analysis/evaluate_masks.py CONFIG --pred PRED [--by-cue]
+        [--by-pair] [--coverage]
 
 PRED is one of
   empty       an empty mask for every sample,
@@ -18,10 +19,13 @@ The ground truth comes from the config's test dataset (A2DSentencesDataset)
 at the original frame size and the numbers from ``ReferSegMetric``, so they
 compare directly with tools/test.py. ``--by-cue`` also scores each
 disambiguation cue of the synthetic data ('none' / 'position' / 'motion',
-from ``synthetic_meta.json``) separately. ``--coverage`` also counts, per
-group, the samples whose mask covers at least half of the referred actor
-and those whose mask covers at least half of the referred actor and of
-another annotated actor of the frame (a model that segments a look-alike
+from ``synthetic_meta.json``) separately, and ``--by-pair`` each pair of
+actions that tells a motion scene's look-alikes apart ('motion: bouncing
+/ moving_up', ...: a pair a model cannot read shows as a group near the
+look-alike union). ``--coverage`` also counts, per group, the samples
+whose mask covers at least half of the referred actor and those whose
+mask covers at least half of the referred actor and of another annotated
+actor of the frame (a model that segments a look-alike
 too instead of only the one the sentence means; samples with a single
 actor are left out of the second count).
 """
@@ -59,6 +63,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--by-cue', action='store_true',
         help='also score each cue of the synthetic data separately')
+    parser.add_argument(
+        '--by-pair', action='store_true',
+        help="also score the motion scenes by the pair of actions that "
+        "tells their look-alikes apart ('motion: A / B')")
     parser.add_argument(
         '--coverage', action='store_true',
         help='also count the masks that cover the referred actor and those '
@@ -148,8 +156,10 @@ def load_predictions(path):
     return preds
 
 
-def evaluate(cfg, pred, by_cue=False, with_coverage=False):
-    """Return {group: metrics}; group 'all' plus one per cue; with
+def evaluate(cfg, pred, by_cue=False, with_coverage=False, by_pair=False):
+    """Return {group: metrics}; group 'all' plus one per cue, and with
+    ``by_pair`` one per pair of actions of the motion scenes (``'motion:
+    A / B'``, see :func:`cmdyseg.synthetic.motion_pairs`); with
     ``with_coverage`` each group also has ``coverage``: the percentage of
     its samples whose mask covers the referred actor (``referred``) and
     of those with other actors whose mask covers one of them too
@@ -158,10 +168,13 @@ def evaluate(cfg, pred, by_cue=False, with_coverage=False):
     ds_cfg = cfg.test_dataloader.dataset.copy()
     ds_cfg.pipeline = []
     dataset = DATASETS.build(ds_cfg)
-    cues = {}
+    cues = pairs = {}
     if by_cue:
         from cmdyseg.synthetic import instance_cues
         cues = instance_cues(dataset.data_root)
+    if by_pair:
+        from cmdyseg.synthetic import motion_pairs
+        pairs = motion_pairs(dataset.data_root)
     predictions = gt_size = None
     if _GT_AT.match(pred):
         gt_size = tuple(int(n) for n in _GT_AT.match(pred).groups())
@@ -202,8 +215,11 @@ def evaluate(cfg, pred, by_cue=False, with_coverage=False):
             pred_mask=mask[None], ori_gt_mask=gt[None],
             metainfo={k: info[k] for k in KEY_FIELDS})
         groups = ['all']
+        instance = (info['video_id'], int(info['instance_id']))
         if by_cue:
-            groups.append(cues[(info['video_id'], int(info['instance_id']))])
+            groups.append(cues[instance])
+        if instance in pairs:
+            groups.append(f'motion: {pairs[instance]}')
         cov = coverage(mask, info) if with_coverage else None
         for group in groups:
             metric_for(group).process(None, [sample])
@@ -227,7 +243,8 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config)
     apply_cfg_options(cfg, args.cfg_options, args.config)
-    results = evaluate(cfg, args.pred, args.by_cue, args.coverage)
+    results = evaluate(cfg, args.pred, args.by_cue, args.coverage,
+                       args.by_pair)
     keys = ('mAP', 'P@0.5', 'P@0.7', 'P@0.9', 'oIoU', 'mIoU')
     print(f'predictions: {args.pred}')
     print('| group | samples | ' + ' | '.join(keys) + ' |')
