@@ -311,12 +311,16 @@ def load_synthetic_meta(data_root: str) -> dict:
     return meta
 
 
+def _as_meta(meta_or_root) -> dict:
+    """A meta dict, read from the data root when given one."""
+    return (load_synthetic_meta(meta_or_root)
+            if isinstance(meta_or_root, str) else meta_or_root)
+
+
 def instance_cues(meta_or_root) -> Dict[Tuple[str, int], str]:
     """Map ``(video_id, instance_id)`` to its cue (``none`` / ``position``
     / ``motion``), from a meta dict or a data root."""
-    meta = (
-        load_synthetic_meta(meta_or_root)
-        if isinstance(meta_or_root, str) else meta_or_root)
+    meta = _as_meta(meta_or_root)
     return {(i['video_id'], int(i['instance_id'])): i['cue']
             for i in meta['instances']}
 
@@ -326,9 +330,7 @@ def motion_pairs(meta_or_root) -> Dict[Tuple[str, int], str]:
     the actions that tell it from its look-alikes (same colour and shape,
     same video), sorted: ``'moving_left / standing'``. Both sides of a
     pair get the same name, so each pair of actions is one group."""
-    meta = (
-        load_synthetic_meta(meta_or_root)
-        if isinstance(meta_or_root, str) else meta_or_root)
+    meta = _as_meta(meta_or_root)
     by_video = {}
     for inst in meta['instances']:
         by_video.setdefault(inst['video_id'], []).append(inst)
