@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 
 from cmdyseg.fileio.atomic import atomic_dir, check_out_dir
+from cmdyseg.utils.errors import InputNotFoundError, InvalidInputError
 from .scenes import (ACTIONS, ACTORS, COLOURS, CUES, SENTENCES_PER_ACTOR,
                      Scene, sample_scenes)
 
@@ -296,18 +297,30 @@ def generate_synthetic_a2d(out_dir: str,
 
 
 def load_synthetic_meta(data_root: str) -> dict:
-    """Read ``synthetic_meta.json`` of a generated dataset."""
+    """Read ``synthetic_meta.json`` of a generated dataset. A missing,
+    unreadable or other-version file is a :class:`UserInputError` (the
+    tools print it as one line)."""
     path = osp.join(data_root, META_FILE)
+    regenerate = ('write the data again with '
+                  'tools/dataset_converters/generate_synthetic_a2d.py')
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{path} not found: {data_root} is not a '
-                                'dataset written by generate_synthetic_a2d')
-    with open(path, encoding='utf-8') as f:
-        meta = json.load(f)
-    if meta.get('format') != META_FORMAT or meta.get(
-            'version') != META_VERSION:
-        raise ValueError(f'{path}: format {meta.get("format")!r} version '
-                         f'{meta.get("version")!r}, expected '
-                         f'{META_FORMAT!r} version {META_VERSION}')
+        raise InputNotFoundError(
+            f'{path} not found: {data_root} is not a dataset written by '
+            f'generate_synthetic_a2d (the per-cue scores need its meta '
+            f'file); {regenerate}')
+    try:
+        with open(path, encoding='utf-8') as f:
+            meta = json.load(f)
+    except ValueError as e:
+        raise InvalidInputError(f'{path}: not a JSON file ({e}); '
+                                f'{regenerate}') from None
+    fields = meta if isinstance(meta, dict) else {}
+    if (fields.get('format'), fields.get('version')) != (META_FORMAT,
+                                                         META_VERSION):
+        raise InvalidInputError(
+            f'{path}: format {fields.get("format")!r} version '
+            f'{fields.get("version")!r}, expected {META_FORMAT!r} version '
+            f'{META_VERSION}; {regenerate}')
     return meta
 
 

@@ -131,6 +131,38 @@ def test_by_pair_splits_the_motion_scenes_by_their_two_actions(cfg):
             sorted({inst['action']} | {o['action'] for o in mates}))
 
 
+def test_cue_groups_without_a_usable_meta_file_name_it(cfg, tmp_path):
+    """--by-cue / --by-pair on an A2D-format root without the generator's
+    meta file, or with one of another version: a UserInputError naming
+    the file (the tool prints it as one line)."""
+    import copy
+    import shutil
+
+    from cmdyseg.synthetic import META_FILE
+    from cmdyseg.utils.errors import InputNotFoundError
+    root = str(tmp_path / 'data')
+    shutil.copytree(cfg.test_dataloader.dataset.data_root, root)
+    meta_path = osp.join(root, META_FILE)
+    with open(meta_path) as f:
+        meta = json.load(f)
+    os.remove(meta_path)
+    other = copy.deepcopy(cfg)  # the module's cfg stays as it is
+    other.test_dataloader.dataset.data_root = root
+    for flags in (dict(by_cue=True), dict(by_pair=True)):
+        with pytest.raises(InputNotFoundError, match=META_FILE):
+            evaluate_masks.evaluate(other, 'union', **flags)
+    # without the flags the meta file is not needed
+    assert evaluate_masks.evaluate(other, 'union')['all']['num_samples']
+    with open(meta_path, 'w') as f:
+        json.dump(dict(meta, version=-1), f)
+    with pytest.raises(InvalidInputError, match='version -1'):
+        evaluate_masks.evaluate(other, 'union', by_pair=True)
+    with open(meta_path, 'w') as f:
+        f.write('{')
+    with pytest.raises(InvalidInputError, match='not a JSON file'):
+        evaluate_masks.evaluate(other, 'union', by_cue=True)
+
+
 def test_coverage_counts_masks_that_cover_another_actor(cfg):
     """The union covers every actor, the empty mask none, the ground truth
     (seen at the full size) the referred actor only; the test scenes have

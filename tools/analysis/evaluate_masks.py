@@ -25,9 +25,9 @@ actions that tells a motion scene's look-alikes apart ('motion: bouncing
 look-alike union). ``--coverage`` also counts, per group, the samples
 whose mask covers at least half of the referred actor and those whose
 mask covers at least half of the referred actor and of another annotated
-actor of the frame (a model that segments a look-alike
-too instead of only the one the sentence means; samples with a single
-actor are left out of the second count).
+actor of the frame (a model that segments a look-alike too instead of
+only the one the sentence means; samples with a single actor are left
+out of the second count).
 """
 import argparse
 import json
@@ -168,13 +168,13 @@ def evaluate(cfg, pred, by_cue=False, with_coverage=False, by_pair=False):
     ds_cfg = cfg.test_dataloader.dataset.copy()
     ds_cfg.pipeline = []
     dataset = DATASETS.build(ds_cfg)
-    cues = pairs = {}
-    if by_cue:
-        from cmdyseg.synthetic import instance_cues
-        cues = instance_cues(dataset.data_root)
-    if by_pair:
-        from cmdyseg.synthetic import motion_pairs
-        pairs = motion_pairs(dataset.data_root)
+    cues, pairs = {}, {}
+    if by_cue or by_pair:
+        from cmdyseg.synthetic import (instance_cues, load_synthetic_meta,
+                                       motion_pairs)
+        meta = load_synthetic_meta(dataset.data_root)
+        cues = instance_cues(meta) if by_cue else {}
+        pairs = motion_pairs(meta) if by_pair else {}
     predictions = gt_size = None
     if _GT_AT.match(pred):
         gt_size = tuple(int(n) for n in _GT_AT.match(pred).groups())
