@@ -7,6 +7,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from load_script import load_script
 
 from cmdyseg.apis import inference_model, init_model, segment_frames
 from cmdyseg.apis.inference import window_centres
@@ -380,6 +381,24 @@ def test_deep_mode_feeds_the_blend_of_deep_parts_plus_own_early_maps(
     """Between encoded frames a < t < b the head gets ``(1 - w) deep_a +
     w deep_b + early_t`` (encode_video_split's parts, w = (t-a)/(b-a)),
     on the encoded frames their own F_V^M."""
+    _check_deep_feed(model, frames, windows)
+
+
+@torch.no_grad()
+def test_deep_mode_on_the_main_jobs_model(frames, windows):
+    """The same on the main job's model (tools/main_job.py's CONFIG: a
+    2-D encoder, whose centre pass needs one stem step per layer1 step,
+    and layer1's ConvLSTM on frame differences, which is in the deep
+    part)."""
+    main_job = load_script(osp.join(REPO, 'tools', 'main_job.py'))
+    torch.manual_seed(0)
+    main = init_model(osp.join(REPO, main_job.CONFIG), cfg_options=TEST_CFG)
+    assert main.neck.skip_lstm_diff
+    assert main.backbone.backbone.conv1.conv.kernel_size[0] == 1
+    _check_deep_feed(main, frames, windows)
+
+
+def _check_deep_feed(model, frames, windows):
     deep, early = model.encode_video_split(_clips(model, frames, windows))
     assert early is not None
     fed = []

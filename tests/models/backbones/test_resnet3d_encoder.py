@@ -398,17 +398,23 @@ def test_skips_add_early_maps_averaged_over_time(arch, stem, layer1):
 # layer1's temporal pool2, the stem mixing 3 frames
 TINY_STEM = dict(I3D_R18, conv1_kernel=(3, 7, 7),
                  inflate=((0, 0), (1, 0), (1, 0)))
+# the main job's 2-D encoder: no kernel mixes frames (no time padding)
+TWO_D_STEM = dict(I3D_R18, conv1_kernel=(1, 7, 7),
+                  inflate=((0, 0), (0, 0), (0, 0)))
 
 
+@pytest.mark.parametrize('stem', [TINY_STEM, TWO_D_STEM],
+                         ids=['i3d-stem', '2d-stem'])
 @pytest.mark.parametrize('num_frames', [8, 6, 16, 3])
 @pytest.mark.parametrize('skips', [('layer1', 'conv1'), ('conv1', ),
                                    ('layer1', )])
-def test_centre_pass_gives_the_early_maps_centre_steps(num_frames, skips):
+def test_centre_pass_gives_the_early_maps_centre_steps(num_frames, skips,
+                                                       stem):
     """forward(x, centre_only=True): each early map's step T_s // 2, from
     the stem on the one or two steps it needs (zero padding at the clip's
     ends where the clip has it: num_frames 3 reaches them)."""
     torch.manual_seed(0)
-    model = _build(TINY_STEM, skips=skips, skip_time=True)
+    model = _build(stem, skips=skips, skip_time=True)
     for m in model.modules():  # BatchNorm statistics that matter
         if isinstance(m, torch.nn.BatchNorm3d):
             m.running_mean.uniform_(-0.5, 0.5)
