@@ -11,7 +11,9 @@ compute the indices). ``clip_len``, ``frame_interval`` and the resize come
 from the config's test pipeline.
 
 Several sentences share one video pass: the segmentor's
-``encode_video`` (backbone + neck) runs once per window and its
+``encode_video`` (backbone + neck) runs once per window (for a 2-D video
+encoder each frame's backbone maps once, shared by the windows:
+``share_frames``) and its
 ``encode_text`` once per sentence; only the head runs per (window,
 sentence) pair, through its own ``forward`` and ``predict_by_feat`` (its
 ``predict``) -- the code that ``CMDySegmentor.predict`` uses: the
@@ -30,6 +32,7 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 from cmdyseg.datasets.transforms.loading import clip_indices
+from cmdyseg.models.backbones.resnet3d_encoder import FrameCache
 from cmdyseg.models.text_encoders.tokenizer import tokenize
 from cmdyseg.registry import MODELS, TRANSFORMS
 from cmdyseg.utils.checkpoint import check_checkpoint, load_model_checkpoint
@@ -306,7 +309,8 @@ def segment_frames(model: torch.nn.Module,
                    batch_size: int = 4,
                    progress: bool = False,
                    window_stride: int = 1,
-                   interpolate: str = 'features') -> List[Dict]:
+                   interpolate: str = 'features',
+                   share_frames: bool = True) -> List[Dict]:
     """Masks of every frame for every sentence (the core of
     :func:`inference_model`).
 
@@ -332,6 +336,13 @@ def segment_frames(model: torch.nn.Module,
     less often (the speed-up and the agreement with the exact mode are
     measured in configs/cmdyconv/README.md).
 
+    With ``share_frames`` (the default), a model whose video encoder mixes
+    frames only in its temporal pool (``model.frame_support()`` is None:
+    a 2-D encoder, as the main job's) computes each frame's backbone maps
+    once and the windows share them (``encode_windows``): the same
+    features as encoding each window, at a fraction of the backbone's
+    cost, in every mode; other models encode each window, as without it.
+
     Args:
         model (CMDySegmentor): In eval mode; its ``data_preprocessor``,
             ``encode_video``, ``encode_text``, ``head.predict`` and
@@ -351,6 +362,9 @@ def segment_frames(model: torch.nn.Module,
         interpolate (str): What the fast mode interpolates: ``'features'``
             (default), ``'responses'`` or ``'deep'`` (see above); unused
             when ``window_stride`` is 1.
+        share_frames (bool): Share each frame's backbone maps between the
+            windows where the model allows it (see above; exact). False
+            encodes every window on its own.
 
     Returns:
         list[dict]: One per sentence: ``sentence``, ``masks`` ``(T, H, W)``
@@ -386,10 +400,35 @@ def segment_frames(model: torch.nn.Module,
         return model.data_preprocessor(
             dict(inputs=clips, data_samples=None))['inputs']
 
+    def frames_of(ts: np.ndarray) -> torch.Tensor:
+        # (n, h, w, 3) -> (n, 3, 1, h, w): one-frame clips, normalised as
+        # the clips are (the data preprocessor works per pixel)
+        clips = torch.from_numpy(frames[ts]).permute(0, 3, 1, 2)[:, :, None]
+        return model.data_preprocessor(
+            dict(inputs=clips.contiguous(), data_samples=None))['inputs']
+
+    shared = share_frames and hasattr(model, 'frame_support') and \
+        model.frame_support() is None
+    cache = FrameCache() if shared else None
+
     def encode(cs: np.ndarray) -> torch.Tensor:
-        if own_early:  # the deep part; the early one comes per frame
-            return model.encode_video_split(clips_of(cs))[0]
-        return model.encode_video(clips_of(cs))
+        if cache is not None:
+            # windows come in order of their first frame: what no window
+            # still to be segmented reads can go (in the fast mode the
+            # frames after the last encoded one, and those waiting for a
+            # whole batch, still need theirs: 'deep' takes their early
+            # maps from the cache)
+            oldest = todo_ts[0] if todo_ts else (
+                prev[0] + 1 if prev is not None else int(cs[0]))
+            cache.forget(before=int(windows[min(oldest, int(cs[0]))].min()))
+            out = model.encode_windows(frames_of, windows[cs], cache,
+                                       split=own_early)
+        elif own_early:
+            out = model.encode_video_split(clips_of(cs))
+        else:
+            out = model.encode_video(clips_of(cs))
+        # with own_early the deep part; the early one comes per frame
+        return out[0] if own_early else out
 
     def respond(visual: torch.Tensor) -> torch.Tensor:
         """(n, C, h, w) video features -> (n, S, h', w') response logits,
@@ -427,7 +466,10 @@ def segment_frames(model: torch.nn.Module,
             len(todo_ts) // batch_size * batch_size)
         for i in range(0, n, batch_size):
             ts, part = todo_ts[i:i + batch_size], vals[i:i + batch_size]
-            if own_early:
+            if own_early and cache is not None:
+                part = part + model.encode_windows_early(
+                    frames_of, windows[ts], cache)
+            elif own_early:
                 part = part + model.encode_video_early(clips_of(ts))
             decode(ts, part if share_head else respond(part))
         todo_ts, todo = todo_ts[n:], [vals[n:]]
@@ -471,7 +513,8 @@ def inference_model(model: torch.nn.Module,
                     progress: bool = False,
                     fps: Optional[float] = None,
                     window_stride: int = 1,
-                    interpolate: str = 'features'
+                    interpolate: str = 'features',
+                    share_frames: bool = True
                     ) -> Union[Dict, List[Dict]]:
     """Segment what each sentence refers to in every frame of a video.
 
@@ -496,6 +539,9 @@ def inference_model(model: torch.nn.Module,
             ``'responses'`` (the head runs on the encoded frames only,
             response maps in between interpolated) or ``'deep'`` (the
             early maps every frame's own); see :func:`segment_frames`.
+        share_frames (bool): Compute each frame's backbone maps once and
+            share them between the windows where the model's encoder
+            allows it (exact; default True); see :func:`segment_frames`.
 
     Returns:
         dict | list[dict]: Per sentence, ``dict(sentence, masks, scores)``
@@ -519,5 +565,6 @@ def inference_model(model: torch.nn.Module,
         batch_size,
         progress,
         window_stride=window_stride,
-        interpolate=check_interpolate(interpolate))
+        interpolate=check_interpolate(interpolate),
+        share_frames=share_frames)
     return results[0] if single else results

@@ -61,7 +61,7 @@ class ReferSegInferencer(BaseInferencer):
     """
 
     preprocess_kwargs: set = {'sentences', 'fps'}
-    forward_kwargs: set = {'window_stride', 'interpolate'}
+    forward_kwargs: set = {'window_stride', 'interpolate', 'share_frames'}
     visualize_kwargs: set = {'return_vis', 'show', 'wait_time', 'vis_out_dir'}
     postprocess_kwargs: set = set()
 
@@ -124,8 +124,9 @@ class ReferSegInferencer(BaseInferencer):
                 ``window_stride`` (1: exact; k > 1: the fast mode of
                 :func:`segment_frames`), ``interpolate`` (``'features'``,
                 ``'responses'`` or ``'deep'``, what the fast mode
-                interpolates),
-                ``return_vis``, ``show``,
+                interpolates), ``share_frames`` (default True: each
+                frame's backbone maps once where the model allows it,
+                exact), ``return_vis``, ``show``,
                 ``wait_time``, ``vis_out_dir``.
         """
         return super().__call__(
@@ -155,9 +156,10 @@ class ReferSegInferencer(BaseInferencer):
                 inputs: Dict,
                 window_stride: int = 1,
                 interpolate: str = 'features',
+                share_frames: bool = True,
                 **kwargs) -> List[Dict]:
         """Segment one preprocessed video (``window_stride``,
-        ``interpolate``: see :func:`segment_frames`).
+        ``interpolate``, ``share_frames``: see :func:`segment_frames`).
 
         Returns:
             list[dict]: One dict: ``name``, ``num_frames``, ``ori_shape``,
@@ -172,7 +174,8 @@ class ReferSegInferencer(BaseInferencer):
             self.pipeline,
             inputs['batch_size'],
             window_stride=window_stride,
-            interpolate=interpolate)
+            interpolate=interpolate,
+            share_frames=share_frames)
         return [
             dict(
                 name=inputs['name'],

@@ -398,6 +398,46 @@ def test_deep_mode_on_the_main_jobs_model(frames, windows):
     _check_deep_feed(main, frames, windows)
 
 
+@torch.no_grad()
+@pytest.mark.parametrize('stride,interpolate', [(1, 'features'),
+                                                (4, 'features'),
+                                                (4, 'responses'),
+                                                (2, 'deep'), (4, 'deep')])
+def test_shared_frames_give_the_per_window_features(frames, windows, stride,
+                                                    interpolate):
+    """segment_frames(share_frames=True) on the main job's model (each
+    frame's backbone maps once, shared by the windows) feeds the head
+    what encoding every window feeds it, in every mode, and gives the
+    same masks. (The I3D tiny model's stem mixes frames: the other tests
+    run it with the default share_frames=True, on the per-window path.)"""
+    main_job = load_script(osp.join(REPO, 'tools', 'main_job.py'))
+    torch.manual_seed(0)
+    main = init_model(osp.join(REPO, main_job.CONFIG), cfg_options=TEST_CFG)
+    assert main.frame_support() is None
+    fed = {}
+    for share in (True, False):
+        fed[share] = []
+        handle = main.head.register_forward_hook(
+            lambda mod, args, out, f=fed[share]: f.append(args[0].clone()))
+        try:
+            out = segment_frames(main, frames, ORI, SENTENCES, windows,
+                                 batch_size=3, window_stride=stride,
+                                 interpolate=interpolate, share_frames=share)
+        finally:
+            handle.remove()
+        fed[share] = (torch.cat(fed[share]), out)
+    torch.testing.assert_close(fed[True][0], fed[False][0], rtol=1e-5,
+                               atol=1e-5)
+    for a, b in zip(fed[True][1], fed[False][1]):
+        assert _mean_mask_iou([a], [b]) >= 0.999  # float sums aside
+
+
+def test_shared_frames_need_an_encoder_that_keeps_frames_apart(model):
+    assert 'conv1.conv mixes or skips frames' in model.frame_support()
+    with pytest.raises(ValueError, match='cannot share their frames'):
+        model.encode_windows(lambda idx: None, np.zeros((1, 8), int))
+
+
 def _check_deep_feed(model, frames, windows):
     deep, early = model.encode_video_split(_clips(model, frames, windows))
     assert early is not None

@@ -98,3 +98,34 @@ def test_inferencer_through_the_registry_matches_inference_model(
 
     with pytest.raises(ValueError, match='sentences'):
         inferencer(videos[0])
+
+
+def test_inferencer_passes_share_frames_on(tmp_path):
+    """share_frames reaches segment_frames: with it off the main job's
+    model (2-D encoder) encodes every window and its backbone runs once
+    per window; with it on (the default) once for all of them, the masks
+    the same."""
+    from load_script import load_script
+    main_job = load_script(osp.join(REPO, 'tools', 'main_job.py'))
+    torch.manual_seed(0)
+    model = init_model(osp.join(REPO, main_job.CONFIG), cfg_options=TEST_CFG)
+    path = tmp_path / 'main.pth'
+    torch.save(dict(state_dict=model.state_dict()), path)
+    inferencer = ReferSegInferencer(
+        osp.join(REPO, main_job.CONFIG), weights=str(path), device='cpu')
+    inferencer.model.test_cfg = dict(model.test_cfg)
+    calls = []
+    handle = inferencer.model.backbone.register_forward_hook(
+        lambda *args: calls.append(1))
+    try:
+        masks = {}
+        for share in (False, True):
+            calls.clear()
+            out = inferencer(make_frames(0), sentences='the red box',
+                             batch_size=1, share_frames=share)
+            masks[share] = out['predictions'][0]['results'][0]['masks']
+            # per window: T module calls; shared: forward_windows, no call
+            assert len(calls) == (0 if share else T)
+    finally:
+        handle.remove()
+    np.testing.assert_array_equal(masks[True], masks[False])

@@ -403,6 +403,7 @@ def test_test_py_dumps_video_level_with_dump_video_results(
     (dict(window_stride=0), 'window_stride must be an int >= 1'),
     (dict(window_stride=2, interpolate='masks'),
      "interpolate must be one of \\('features', 'responses', 'deep'\\)"),
+    (dict(share_frames='no'), "share_frames must be True or False, got 'no'"),
 ])
 def test_loop_arguments_are_checked_first(kwargs, message):
     from cmdyseg.engine.runner.video_test_loop import ReferVideoTestLoop

@@ -60,3 +60,24 @@ def test_bad_arguments_are_one_line(tool, argv, message, capsys):
     err = capsys.readouterr().err
     assert status == 1
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_shared_frames_rows_on_the_main_jobs_model(tool, capsys):
+    """--share-frames on off on the main job's model (2-D encoder): both
+    rows of each mode, the exact one with sharing off compared with the
+    first (sharing is exact: the same masks), the backbone timed in both
+    (forward_windows is not a module call)."""
+    main_job = load_script(osp.join(REPO, 'tools', 'main_job.py'))
+    results = tool.main([
+        osp.join(REPO, main_job.CONFIG), '--frames', '11', '--size', '48',
+        '64', '--threads', '1', '--sentences', '1', '--window-stride', '1',
+        '2', '--interpolate', 'deep', '--share-frames', 'on', 'off'
+    ])
+    assert '| share frames |' in capsys.readouterr().out
+    runs = results['runs']
+    assert [(r['window_stride'], r['share_frames']) for r in runs] == [
+        (1, 'on'), (1, 'off'), (2, 'on'), (2, 'off')]
+    assert 'mask_iou_vs_exact' not in runs[0]
+    assert runs[1]['mask_iou_vs_exact'] >= 0.999  # float sums aside
+    for r in runs:
+        assert r['seconds']['backbone'] > 0

@@ -5,11 +5,13 @@
         [--video PATH | --frames N --size H W] [--sentences 1 4]
         [--threads 1 2] [--window-stride 1 4]
         [--interpolate features responses deep] [--dtype fp32 bf16]
-        [--batch-size 4] [--device cpu|cuda] [--repeat 1]
+        [--share-frames on off] [--batch-size 4] [--device cpu|cuda]
+        [--repeat 1]
         [--random-word-vectors] [--cfg-options k=v ...] [--json OUT]
 
 Every combination of ``--sentences`` x ``--threads`` x ``--window-stride``
-x ``--interpolate`` (fast mode only) x ``--dtype`` segments the whole
+x ``--interpolate`` (fast mode only) x ``--dtype`` x
+``--share-frames`` segments the whole
 video the way ``demo/inference.py`` does
 (:func:`cmdyseg.apis.segment_frames`, the one inference path) and is timed
 by stage:
@@ -30,7 +32,13 @@ the first call). ``frames/s`` = frames / (sum of the stages);
 fast mode, interpolating the video features (the head runs on every frame)
 or the response maps (``responses``: the head runs on the encoded frames
 only), or only the deep features (``deep``: every frame's early maps are
-its own, the stem and layer1 on the frames around it). Peak memory: the
+its own, the stem and layer1 on the frames around it). ``--share-frames
+off`` encodes every window on its own; ``on`` (the default) lets a model
+whose encoder mixes frames only in its temporal pool (a 2-D encoder, the
+main job's) compute each frame's backbone maps once for all the windows
+(``segment_frames(share_frames=True)``: exact; for other models on and
+off are the same path); the exact rows with ``off`` after ``on`` get
+their mask agreement with the first exact row. Peak memory: the
 growth of the process's peak RSS during the run (Linux ``VmHWM``, reset
 before each combination) and, on CUDA, ``torch.cuda.max_memory_allocated``.
 Without ``--video`` a synthetic ``--frames`` x ``--size`` mp4 is written
@@ -105,6 +113,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--dtype', nargs='+', default=['fp32'], choices=['fp32', 'bf16'],
         help='bf16: the model under torch.autocast')
+    parser.add_argument(
+        '--share-frames', nargs='+', default=['on'], choices=['on', 'off'],
+        help='on: each frame\'s backbone maps once, shared by the windows '
+        'where the model allows it (exact); off: every window encoded')
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--device', default='cpu')
     parser.add_argument(
@@ -152,13 +164,29 @@ def write_synthetic_video(path: str, num_frames: int, height: int,
 
 
 class StageTimer:
-    """Wall time of the model's modules through forward hooks."""
+    """Wall time of the model's modules through forward hooks (and of the
+    backbone's shared-frames pass, ``forward_windows``, which is not a
+    module call: wrapped for the run)."""
 
     def __init__(self, model, device: torch.device):
         self.device = device
         self.totals: Dict[str, float] = {}
         self._start: Dict[str, float] = {}
         self._handles = []
+        self._wrapped = None
+        backbone = model.backbone
+        if hasattr(backbone, 'forward_windows'):
+            inner = backbone.forward_windows
+            pre, post = self._pre('backbone'), self._post('backbone')
+
+            def timed(*args, **kwargs):
+                pre(backbone, args)
+                out = inner(*args, **kwargs)
+                post(backbone, args, out)
+                return out
+
+            backbone.forward_windows = timed
+            self._wrapped = backbone
         for stage, module in (('backbone', model.backbone),
                               ('neck', model.neck),
                               ('text', model.text_encoder),
@@ -194,6 +222,9 @@ class StageTimer:
     def remove(self):
         for h in self._handles:
             h.remove()
+        if self._wrapped is not None:  # the class's method again
+            del self._wrapped.forward_windows
+            self._wrapped = None
 
 
 def _status_kib(key: str) -> int:
@@ -214,7 +245,8 @@ def _reset_peak_rss() -> int:
 def run_once(model, preprocessor, video: str, sentences: List[str],
              window_stride: int, batch_size: int, dtype: str,
              device: torch.device, out_dir: str,
-             interpolate: str = 'features') -> Dict:
+             interpolate: str = 'features', share_frames: bool = True
+             ) -> Dict:
     """One timed every-frame segmentation; returns stage seconds."""
     times = {}
     start = time.perf_counter()
@@ -233,7 +265,7 @@ def run_once(model, preprocessor, video: str, sentences: List[str],
             results = segment_frames(
                 model, data['frames'], data['ori_shape'], sentences,
                 preprocessor, batch_size, window_stride=window_stride,
-                interpolate=interpolate)
+                interpolate=interpolate, share_frames=share_frames)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
         total = time.perf_counter() - start
@@ -281,10 +313,10 @@ def benchmark(args) -> Dict:
                  max(args.window_stride), args.batch_size, args.dtype[0],
                  device, osp.join(tmp, 'out'))
         exact_masks = {}
-        for threads, num_sent, stride, interpolate, dtype in \
+        for threads, num_sent, stride, interpolate, dtype, share in \
                 itertools.product(args.threads, args.sentences,
                                   args.window_stride, args.interpolate,
-                                  args.dtype):
+                                  args.dtype, args.share_frames):
             if stride == 1 and interpolate != args.interpolate[0]:
                 continue  # the exact mode interpolates nothing
             torch.set_num_threads(threads)
@@ -296,7 +328,8 @@ def benchmark(args) -> Dict:
                 base = _reset_peak_rss()
                 out = run_once(model, preprocessor, video, sentences, stride,
                                args.batch_size, dtype, device,
-                               osp.join(tmp, 'out'), interpolate)
+                               osp.join(tmp, 'out'), interpolate,
+                               share == 'on')
                 peak = max(peak, _status_kib('VmHWM') - base)
                 runs.append(out['times'])
             times = {
@@ -312,6 +345,7 @@ def benchmark(args) -> Dict:
                 window_stride=stride,
                 interpolate='-' if stride == 1 else interpolate,
                 dtype=dtype,
+                share_frames=share,
                 frames=out['num_frames'],
                 seconds=times,
                 fps=out['num_frames'] / total,
@@ -321,7 +355,7 @@ def benchmark(args) -> Dict:
                 row['peak_cuda_mib'] = torch.cuda.max_memory_allocated(
                     device) / 2**20
             key = (threads, num_sent, dtype)
-            if stride == 1:
+            if stride == 1 and key not in exact_masks:
                 exact_masks[key] = out['masks']
             elif key in exact_masks:
                 # agreement with the exact mode (same weights, same video)
@@ -343,7 +377,8 @@ def format_row(row: Dict) -> str:
         extra = f', mask IoU vs exact {row["mask_iou_vs_exact"]:.3f}'
     return (f'threads {row["threads"]} sentences {row["sentences"]} '
             f'stride {row["window_stride"]} '
-            f'interpolate {row["interpolate"]} {row["dtype"]}: '
+            f'interpolate {row["interpolate"]} {row["dtype"]} '
+            f'share frames {row.get("share_frames", "on")}: '
             f'{row["fps"]:.2f} frames/s (model {row["model_fps"]:.2f}), '
             f'peak RSS +{row["peak_rss_mib"]:.0f} MiB{extra}; ms/frame: '
             f'{stages}')
@@ -357,15 +392,17 @@ def format_table(results: Dict) -> str:
         f"cores, load average at start {m.get('load_average_start')}, "
         f"torch {m['torch']}",
         '| threads | sentences | window stride | interpolate | dtype | '
-        'frames/s | model frames/s | peak RSS MiB | mask IoU vs exact | ' +
+        'share frames | frames/s | model frames/s | peak RSS MiB | '
+        'mask IoU vs exact | ' +
         ' | '.join(f'{s} ms/frame' for s in STAGES) + ' |',
-        '| --- ' * (9 + len(STAGES)) + '|',
+        '| --- ' * (10 + len(STAGES)) + '|',
     ]
     for r in results['runs']:
         iou = r.get('mask_iou_vs_exact')
         lines.append(
             f"| {r['threads']} | {r['sentences']} | {r['window_stride']} | "
-            f"{r['interpolate']} | {r['dtype']} | {r['fps']:.2f} | "
+            f"{r['interpolate']} | {r['dtype']} | "
+            f"{r.get('share_frames', 'on')} | {r['fps']:.2f} | "
             f"{r['model_fps']:.2f} | "
             f"{r['peak_rss_mib']:.0f} | "
             f"{'-' if iou is None else f'{iou:.3f}'} | " + ' | '.join(

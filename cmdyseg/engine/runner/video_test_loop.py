@@ -113,6 +113,10 @@ class ReferVideoTestLoop(TestLoop):
             encoded frames: ``'features'`` (default), ``'responses'``
             (the head runs on the encoded frames only) or ``'deep'`` (the
             early maps every frame's own).
+        share_frames (bool): Compute each frame's backbone maps once per
+            video and share them between its windows where the model's
+            encoder allows it (exact; see ``segment_frames``). Defaults to
+            True.
     """
 
     def __init__(self,
@@ -123,7 +127,8 @@ class ReferVideoTestLoop(TestLoop):
                  batch_size: int = 4,
                  sentences_per_pass: int = 8,
                  window_stride: int = 1,
-                 interpolate: str = 'features') -> None:
+                 interpolate: str = 'features',
+                 share_frames: bool = True) -> None:
         from cmdyseg.apis.inference import INTERPOLATE_MODES
         if interpolate not in INTERPOLATE_MODES:
             raise InvalidInputError(
@@ -137,11 +142,16 @@ class ReferVideoTestLoop(TestLoop):
                 raise InvalidInputError(
                     f'ReferVideoTestLoop: {name} must be an int >= 1, got '
                     f'{value!r}')
+        if not isinstance(share_frames, bool):
+            raise InvalidInputError(
+                'ReferVideoTestLoop: share_frames must be True or False, '
+                f'got {share_frames!r}')
         super().__init__(runner, dataloader, evaluator, fp16)
         self.batch_size = batch_size
         self.sentences_per_pass = sentences_per_pass
         self.window_stride = window_stride
         self.interpolate = interpolate
+        self.share_frames = share_frames
 
     @property
     def _model(self) -> torch.nn.Module:
@@ -172,7 +182,8 @@ class ReferVideoTestLoop(TestLoop):
                     [e['sentence'] for e in group], meta['window_inds'],
                     batch_size=self.batch_size,
                     window_stride=self.window_stride,
-                    interpolate=self.interpolate)
+                    interpolate=self.interpolate,
+                    share_frames=self.share_frames)
             records.extend(expression_records(sample, segmented, group))
         return records
 

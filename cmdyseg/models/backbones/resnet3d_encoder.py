@@ -9,8 +9,9 @@ With mmaction2's I3D-ResNet the stand-in for mixed_4f is ``layer3``
 """
 import copy
 import re
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
@@ -37,6 +38,24 @@ MIN_LOADED_FRACTION = 0.5
 #: early maps the encoder can return after its pair (``skips``)
 SKIP_STAGES = ('conv1', 'layer1')
 _STAGE_KEY = re.compile(r'layer(\d+)\.')
+
+
+class FrameCache:
+    """What :meth:`ResNet3dEncoder.forward_windows` computed for one video:
+    each frame's stem and layer1 maps (by frame index) and each layer3
+    step (by the frame indices it is made of: a pair under pool2).
+    Sliding windows share most of their frames, so a window mostly reads
+    what earlier ones computed; :meth:`forget` drops what no later window
+    needs (windows visited in order of their first frame)."""
+
+    def __init__(self):
+        self.frames: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}
+        self.steps: Dict[Tuple[int, ...], torch.Tensor] = {}
+
+    def forget(self, before: int) -> None:
+        """Drop the frames and steps that use a frame ``< before``."""
+        self.frames = {t: v for t, v in self.frames.items() if t >= before}
+        self.steps = {k: v for k, v in self.steps.items() if min(k) >= before}
 
 
 def _beyond_layer3(key: str) -> bool:
@@ -369,6 +388,140 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
                 return (f'its pool2 is not (2, 1, 1) (kernel '
                         f'{bb.pool2.kernel_size})')
         return None
+
+    def frame_support(self) -> Optional[str]:
+        """Why :meth:`forward_windows` cannot share this encoder's work
+        between overlapping clips (None when it can): it needs an encoder
+        in which no convolution mixes or skips frames (every temporal
+        kernel and stride 1: a 2-D network applied to each frame, as the
+        main job's), a pool1 of temporal size and stride 1, and a pool2
+        that is absent or ``(2, 1, 1)``."""
+        bb = self.backbone
+        for name, m in bb.named_modules():
+            if isinstance(m, torch.nn.Conv3d) and (
+                    m.kernel_size[0] != 1 or m.stride[0] != 1
+                    or m.padding[0] != 0):
+                return (f'its {name} mixes or skips frames (kernel '
+                        f'{m.kernel_size}, stride {m.stride})')
+        if bb.with_pool1 and (bb.maxpool.kernel_size[0] != 1
+                              or bb.maxpool.stride[0] != 1):
+            return ('its pool1 mixes or skips frames (kernel '
+                    f'{bb.maxpool.kernel_size}, stride {bb.maxpool.stride})')
+        if bb.with_pool2 and (tuple(bb.pool2.kernel_size) != (2, 1, 1)
+                              or tuple(bb.pool2.stride) != (2, 1, 1)):
+            return (f'its pool2 is not (2, 1, 1) (kernel '
+                    f'{bb.pool2.kernel_size})')
+        return None
+
+    def forward_windows(self, load: Callable[[np.ndarray], torch.Tensor],
+                        windows: np.ndarray,
+                        cache: Optional[FrameCache] = None,
+                        centre_only: bool = False
+                        ) -> Tuple[torch.Tensor, ...]:
+        """``forward`` of the clips ``frames[windows]`` (B, L frame
+        indices each), each frame's maps computed once and shared between
+        the clips (and with earlier calls through ``cache``): the stem,
+        pool1 and layer1 run on each frame not in the cache, layer2 and
+        layer3 on each step (a pair of frames under pool2) not in it.
+        Equal to ``forward`` on the stacked clips (tested) where
+        :meth:`frame_support` says it can; in eval mode only (BatchNorm
+        in training mode normalises by the batch).
+
+        Args:
+            load (callable): frame indices (n, ) -> their normalised frames
+                (n, 3, 1, H, W), as the clips would hold them.
+            windows (np.ndarray): (B, L) frame indices of the clips.
+            cache (FrameCache, optional): shared between calls on one
+                video; a new one when None.
+            centre_only (bool): Return only the early maps' centre steps,
+                as ``forward(x, centre_only=True)`` does (layer2 and
+                layer3 do not run). Defaults to False.
+        """
+        why = self.frame_support()
+        if why is not None:
+            raise ValueError(f'ResNet3dEncoder: the clips cannot share '
+                             f'their frames: {why}')
+        if self.training:
+            raise ValueError('ResNet3dEncoder.forward_windows: eval mode '
+                             'only (BatchNorm in training mode normalises '
+                             'by the batch)')
+        cache = FrameCache() if cache is None else cache
+        bb = self.backbone
+        windows = np.asarray(windows)
+        if centre_only:
+            return self._centre_from_cache(load, windows, cache)
+        self._cache_frames(load, windows.ravel(), cache)
+
+        def gather(k: int) -> torch.Tensor:  # (B, C, L, h, w)
+            return torch.stack([
+                torch.cat([cache.frames[t][k] for t in w.tolist()], dim=1)
+                for w in windows])
+
+        taps = dict(conv1=gather(0)) if 'conv1' in self.skips else {}
+        x = gather(1)
+        if bb.with_pool2:
+            x = bb.pool2(x)
+        taps['layer1'] = x
+        group = 2 if bb.with_pool2 else 1
+        keys = [[tuple(w[group * s:group * (s + 1)].tolist())
+                 for s in range(x.shape[2])] for w in windows]
+        first = {}  # a step not in the cache -> where x holds it
+        for b, ks in enumerate(keys):
+            for s, k in enumerate(ks):
+                if k not in cache.steps:
+                    first.setdefault(k, (b, s))
+        if first:
+            z = torch.stack([x[b, :, s:s + 1] for b, s in first.values()])
+            for name in bb.res_layers[1:]:
+                z = getattr(bb, name)(z)
+            for i, k in enumerate(first):
+                cache.steps[k] = z[i]
+        feat = torch.stack(
+            [torch.cat([cache.steps[k] for k in ks], dim=1) for ks in keys])
+        static = feat.mean(dim=2)
+        if self.l2_norm:
+            static = F.normalize(static, p=2, dim=1, eps=self.eps)
+        return (feat, static) + tuple(
+            taps[s] if self.skip_time else taps[s].mean(dim=2)
+            for s in self.skips)
+
+    def _cache_frames(self, load, frames: np.ndarray,
+                      cache: FrameCache) -> None:
+        """The stem and layer1 maps of the frames not in the cache."""
+        new = sorted(set(frames.tolist()) - cache.frames.keys())
+        if not new:
+            return
+        bb = self.backbone
+        stem = bb.conv1(load(np.asarray(new)))
+        y = bb.layer1(bb.maxpool(stem) if bb.with_pool1 else stem)
+        for i, t in enumerate(new):
+            cache.frames[t] = (stem[i], y[i])
+
+    def _centre_from_cache(self, load, windows: np.ndarray,
+                           cache: FrameCache) -> Tuple[torch.Tensor, ...]:
+        """``forward_windows(..., centre_only=True)``: the early maps'
+        centre steps read from the frames they are made of -- the stem's
+        step ``L // 2`` is frame ``w[L // 2]``'s; layer1's after pool2 is
+        the maximum over the frames of its pair -- without gathering the
+        windows."""
+        bb = self.backbone
+        length = windows.shape[1]
+        if bb.with_pool2:
+            c = (length // 2) // 2
+            layer1_frames = windows[:, [2 * c, 2 * c + 1]]
+        else:
+            layer1_frames = windows[:, [length // 2]]
+        needed = {'conv1': windows[:, [length // 2]], 'layer1': layer1_frames}
+        self._cache_frames(
+            load, np.concatenate([needed[s].ravel() for s in self.skips]),
+            cache)
+        out = []
+        for s in self.skips:
+            k = 0 if s == 'conv1' else 1
+            maps = [torch.stack([cache.frames[t][k][:, 0] for t in col])
+                    for col in needed[s].T.tolist()]
+            out.append(maps[0] if len(maps) == 1 else torch.maximum(*maps))
+        return tuple(out)
 
     def forward_centre(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """The early maps' centre steps of clips ``x`` (B, 3, T, H, W),

@@ -102,8 +102,52 @@ class CMDySegmentor(BaseModel):
 
     def encode_video(self, inputs: torch.Tensor) -> torch.Tensor:
         """F_V^M (B, D_M, H', W') of normalised clips (B, 3, T, H, W)."""
-        feats = self.backbone(inputs)
-        return self.neck(feats) if self.neck is not None else feats[1]
+        return self._from_backbone(self.backbone(inputs))
+
+    def _from_backbone(self, feats: Tuple[torch.Tensor, ...],
+                       split: bool = False):
+        """F_V^M of the backbone's outputs (``split``: its ``(deep,
+        early)`` parts, see :meth:`encode_video_split`)."""
+        if self.neck is None:
+            return (feats[1], None) if split else feats[1]
+        return self.neck(feats, part='split') if split else self.neck(feats)
+
+    def frame_support(self) -> Optional[str]:
+        """Why :meth:`encode_windows` cannot share the video encoder's work
+        between overlapping clips (None when it can: a backbone in which
+        no convolution mixes frames, see
+        ``ResNet3dEncoder.frame_support``)."""
+        if not hasattr(self.backbone, 'frame_support'):
+            return (f'its backbone {type(self.backbone).__name__} has no '
+                    'per-frame pass (ResNet3dEncoder has)')
+        return self.backbone.frame_support()
+
+    def encode_windows(self, load, windows, cache=None, split: bool = False):
+        """:meth:`encode_video` (``split``: :meth:`encode_video_split`) of
+        the clips ``frames[windows]``, each frame's backbone maps computed
+        once (``ResNet3dEncoder.forward_windows``: ``load`` gives the
+        normalised frames (n, 3, 1, H, W) of frame indices, ``cache`` a
+        ``FrameCache`` kept across the calls on one video). Equal to the
+        per-clip result where :meth:`frame_support` is None (tested)."""
+        why = self.frame_support()
+        if why is not None:
+            raise ValueError(f'{type(self).__name__}: the clips cannot share '
+                             f'their frames: {why}')
+        return self._from_backbone(
+            self.backbone.forward_windows(load, windows, cache), split)
+
+    def encode_windows_early(self, load, windows, cache=None):
+        """:meth:`encode_video_early` of the clips ``frames[windows]`` from
+        the shared frames (see :meth:`encode_windows`): the early maps'
+        centre steps gathered from the cache, not recomputed."""
+        why = self.early_support() or self.frame_support()
+        if why is not None:
+            raise ValueError(f'{type(self).__name__}: the early maps cannot '
+                             f'be taken from the shared frames: {why}')
+        return self.neck(
+            self.backbone.forward_windows(load, windows, cache,
+                                          centre_only=True),
+            part='early')
 
     def early_support(self) -> Optional[str]:
         """Why the early maps' part of F_V^M cannot be computed per frame
@@ -128,10 +172,7 @@ class CMDySegmentor(BaseModel):
         ``early`` is what the early maps' centre steps add (None without
         early maps), ``deep`` the rest (the layer3 pair and the early
         ConvLSTM); see ``TemporalDeconNeck.forward(part='split')``."""
-        feats = self.backbone(inputs)
-        if self.neck is None:
-            return feats[1], None
-        return self.neck(feats, part='split')
+        return self._from_backbone(self.backbone(inputs), split=True)
 
     def encode_video_early(self, inputs: torch.Tensor) -> torch.Tensor:
         """The ``early`` of :meth:`encode_video_split` from the frames

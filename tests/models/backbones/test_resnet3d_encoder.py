@@ -2,6 +2,7 @@
 import copy
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 
@@ -451,3 +452,89 @@ def test_centre_pass_refuses_what_it_cannot_compute(arch, kwargs, why):
     with pytest.raises(ValueError, match='cannot be computed per frame: '
                        '.*' + why):
         model(torch.zeros(1, 3, 8, 32, 32), centre_only=True)
+
+
+def _with_bn_statistics(model):
+    for m in model.modules():  # BatchNorm statistics that matter
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize('skips', [('layer1', 'conv1'), ()])
+@pytest.mark.parametrize('pool2', [True, False])
+def test_forward_windows_equals_the_clips(skips, pool2):
+    """forward_windows (each frame's stem / layer1 once, each layer3 step
+    once, a cache across calls) gives forward's outputs on the stacked
+    clips, for the sliding windows of a video with its repeated border
+    frames, in batches, with and without pool2."""
+    from cmdyseg.datasets.transforms import clip_indices
+    from cmdyseg.models.backbones.resnet3d_encoder import FrameCache
+    torch.manual_seed(0)
+    model = _with_bn_statistics(
+        _build(dict(TWO_D_STEM, with_pool2=pool2), skips=skips,
+               skip_time=bool(skips)))
+    assert model.frame_support() is None
+    num = 13
+    frames = torch.randn(num, 3, 32, 32)
+    windows = clip_indices(np.arange(num), num, 8)
+    loaded = []
+
+    def load(idx):
+        loaded.extend(idx.tolist())
+        return frames[idx][:, :, None]
+
+    cache = FrameCache()
+    with torch.no_grad():
+        want = model(frames[windows].transpose(1, 2))
+        got = []
+        for start in range(0, num, 4):
+            cache.forget(before=int(windows[start:start + 4].min()))
+            got.append(model.forward_windows(load, windows[start:start + 4],
+                                             cache))
+    got = [torch.cat(parts) for parts in zip(*got)]
+    assert len(got) == len(want) == 2 + len(skips)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+    # every frame through the stem once
+    assert sorted(loaded) == list(range(num))
+    # forget() dropped what the last batch does not read
+    assert min(cache.frames) == int(windows[12:].min())
+
+
+@pytest.mark.parametrize('arch,why', [
+    (TINY_STEM, 'conv1.conv mixes or skips frames'),
+    (dict(TWO_D_STEM, inflate=((0, 0), (1, 0), (0, 0))),
+     'layer2.0.conv1.conv mixes or skips frames'),
+    (dict(TWO_D_STEM, pool1_stride_t=2), 'its pool1 mixes or skips frames'),
+])
+def test_forward_windows_refuses_encoders_that_mix_frames(arch, why):
+    model = _build(arch, skips=('layer1', ), skip_time=True).eval()
+    assert why in model.frame_support()
+    with pytest.raises(ValueError, match='cannot share their frames'):
+        model.forward_windows(lambda idx: None, np.zeros((1, 8), int))
+
+
+def test_forward_windows_is_refused_in_training_mode():
+    model = _build(TWO_D_STEM, skips=('layer1', ), skip_time=True).train()
+    with pytest.raises(ValueError, match='eval mode only'):
+        model.forward_windows(lambda idx: None, np.zeros((1, 8), int))
+
+
+def test_forward_windows_centre_only_gives_the_centre_pass():
+    """centre_only=True: the early maps' centre steps, gathered from the
+    shared frames, as forward(x, centre_only=True) computes them."""
+    torch.manual_seed(0)
+    model = _with_bn_statistics(
+        _build(TWO_D_STEM, skips=('layer1', 'conv1'), skip_time=True))
+    frames = torch.randn(10, 3, 32, 32)
+    windows = np.stack([np.clip(np.arange(t - 4, t + 4), 0, 9)
+                        for t in range(10)])
+    with torch.no_grad():
+        want = model(frames[windows].transpose(1, 2), centre_only=True)
+        got = model.forward_windows(lambda idx: frames[idx][:, :, None],
+                                    windows, centre_only=True)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
