@@ -66,7 +66,11 @@ def tool():
 @pytest.fixture(scope='module')
 def model():
     torch.manual_seed(0)
-    model = init_model(CONFIG)
+    return _exercised(init_model(CONFIG))
+
+
+def _exercised(model):
+    """Offsets that move the sampling, logits with a shape."""
     with torch.no_grad():
         for module in model.modules():
             if getattr(module, 'offset_conv', None) is not None:
@@ -231,6 +235,25 @@ def test_onnxruntime_matches_pytorch(model, segmentor, lookup):
     # one sentence, one clip: the dynamic axes at size 1
     one, _ = segmentor.run(clips[:1], words[1:], lengths[1:])
     assert np.abs(one[:, 0] - ref[:1, 1].numpy()).max() < ATOL
+
+
+def test_main_jobs_model_matches_pytorch(lookup):
+    """The main job's model (tools/main_job.py's CONFIG: the 2-D encoder,
+    layer1's ConvLSTM on frame differences), exported in-process with the
+    default exporter: the same responses and masks as PyTorch."""
+    main_job = load_script(osp.join(REPO, 'tools', 'main_job.py'))
+    torch.manual_seed(0)
+    main = _exercised(init_model(osp.join(REPO, main_job.CONFIG)))
+    assert main.neck.skip_lstm_diff
+    data = export_onnx(main, 8, (64, 64), 20)
+    clips = _clips(main, _smooth_frames(4, seed=2))
+    words, lengths = lookup(SENTENCES)
+    response, mask = session_from_bytes(data, 1).run(
+        None, dict(clip=clips, word_vectors=words, lengths=lengths))
+    ref = _pytorch_logits(main, clips, SENTENCES)
+    assert np.abs(response - ref.numpy()).max() < ATOL
+    assert float(ref.abs().max()) > 1  # not a flat map
+    _check_masks(mask, ref.sigmoid(), main.test_cfg)
 
 
 def test_absolute_threshold_masks(model, lookup, tmp_path):
