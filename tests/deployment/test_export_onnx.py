@@ -245,15 +245,23 @@ def test_main_jobs_model_matches_pytorch(lookup):
     torch.manual_seed(0)
     main = _exercised(init_model(osp.join(REPO, main_job.CONFIG)))
     assert main.neck.skip_lstm_diff
-    data = export_onnx(main, 8, (64, 64), 20)
-    clips = _clips(main, _smooth_frames(4, seed=2))
+    ref = _graph_matches(main, export_onnx(main, 8, (64, 64), 20), lookup,
+                         _smooth_frames(4, seed=2))
+    assert float(ref.abs().max()) > 1  # not a flat map
+
+
+def _graph_matches(model, data, lookup, frames):
+    """The exported graph ``data`` against PyTorch on ``frames``' clips
+    and SENTENCES: responses within ATOL, masks as _check_masks; returns
+    PyTorch's logits."""
+    clips = _clips(model, frames)
     words, lengths = lookup(SENTENCES)
     response, mask = session_from_bytes(data, 1).run(
         None, dict(clip=clips, word_vectors=words, lengths=lengths))
-    ref = _pytorch_logits(main, clips, SENTENCES)
+    ref = _pytorch_logits(model, clips, SENTENCES)
     assert np.abs(response - ref.numpy()).max() < ATOL
-    assert float(ref.abs().max()) > 1  # not a flat map
-    _check_masks(mask, ref.sigmoid(), main.test_cfg)
+    _check_masks(mask, ref.sigmoid(), model.test_cfg)
+    return ref
 
 
 def test_absolute_threshold_masks(model, lookup, tmp_path):
@@ -262,13 +270,7 @@ def test_absolute_threshold_masks(model, lookup, tmp_path):
     model.test_cfg = dict(mode='absolute', thr=0.5)
     try:
         data = export_onnx(model, 8, (64, 64), 20, exporter='torchscript')
-        clips = _clips(model, _smooth_frames(3, seed=1))
-        words, lengths = lookup(SENTENCES)
-        response, mask = session_from_bytes(data, 1).run(
-            None, dict(clip=clips, word_vectors=words, lengths=lengths))
-        ref = _pytorch_logits(model, clips, SENTENCES)
-        assert np.abs(response - ref.numpy()).max() < ATOL
-        _check_masks(mask, ref.sigmoid(), model.test_cfg)
+        _graph_matches(model, data, lookup, _smooth_frames(3, seed=1))
     finally:
         model.test_cfg = dict(mode='half_max', thr=0.5)
 

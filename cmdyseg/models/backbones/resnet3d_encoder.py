@@ -327,6 +327,12 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
             feat = self._forward_tapped(x, taps)
         else:
             feat = self.backbone(x)
+        return self._outputs(feat, taps)
+
+    def _outputs(self, feat: torch.Tensor,
+                 taps: dict) -> Tuple[torch.Tensor, ...]:
+        """``forward``'s outputs from layer3's ``feat`` and the early maps
+        ``taps``: feat, F_V^S, then the ``skips``."""
         static = feat.mean(dim=2)
         if self.l2_norm:
             static = F.normalize(static, p=2, dim=1, eps=self.eps)
@@ -373,20 +379,18 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
             return ('its stem convolution is not temporally stride 1 with '
                     f'"same" padding (kernel {conv.kernel_size}, stride '
                     f'{conv.stride}, padding {conv.padding})')
-        if bb.with_pool1 and (bb.maxpool.kernel_size[0] != 1
-                              or bb.maxpool.stride[0] != 1):
-            return ('its pool1 mixes or skips frames (kernel '
-                    f'{bb.maxpool.kernel_size}, stride {bb.maxpool.stride})')
+        why = self._pool_support('pool1')
+        if why is not None:
+            return why
         if 'layer1' in self.skips:
             for name, m in bb.layer1.named_modules():
                 if isinstance(m, torch.nn.Conv3d) and (
                         m.kernel_size[0] != 1 or m.stride[0] != 1):
                     return (f'its layer1 is inflated in time ({name}: '
                             f'kernel {m.kernel_size}, stride {m.stride})')
-            if bb.with_pool2 and (tuple(bb.pool2.kernel_size) != (2, 1, 1)
-                                  or tuple(bb.pool2.stride) != (2, 1, 1)):
-                return (f'its pool2 is not (2, 1, 1) (kernel '
-                        f'{bb.pool2.kernel_size})')
+            why = self._pool_support('pool2')
+            if why is not None:
+                return why
         return None
 
     def frame_support(self) -> Optional[str]:
@@ -403,12 +407,20 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
                     or m.padding[0] != 0):
                 return (f'its {name} mixes or skips frames (kernel '
                         f'{m.kernel_size}, stride {m.stride})')
-        if bb.with_pool1 and (bb.maxpool.kernel_size[0] != 1
-                              or bb.maxpool.stride[0] != 1):
+        return self._pool_support('pool1') or self._pool_support('pool2')
+
+    def _pool_support(self, pool: str) -> Optional[str]:
+        """Why the encoder's ``pool1`` / ``pool2`` stops its maps being
+        computed per frame (None when it does not): pool1 must keep one
+        step per frame, pool2 may only pair consecutive steps."""
+        bb = self.backbone
+        if pool == 'pool1' and bb.with_pool1 and (
+                bb.maxpool.kernel_size[0] != 1 or bb.maxpool.stride[0] != 1):
             return ('its pool1 mixes or skips frames (kernel '
                     f'{bb.maxpool.kernel_size}, stride {bb.maxpool.stride})')
-        if bb.with_pool2 and (tuple(bb.pool2.kernel_size) != (2, 1, 1)
-                              or tuple(bb.pool2.stride) != (2, 1, 1)):
+        if pool == 'pool2' and bb.with_pool2 and (
+                tuple(bb.pool2.kernel_size) != (2, 1, 1)
+                or tuple(bb.pool2.stride) != (2, 1, 1)):
             return (f'its pool2 is not (2, 1, 1) (kernel '
                     f'{bb.pool2.kernel_size})')
         return None
@@ -478,12 +490,7 @@ class ResNet3dEncoder(CheckedPretrainedMixin, BaseModule):
                 cache.steps[k] = z[i]
         feat = torch.stack(
             [torch.cat([cache.steps[k] for k in ks], dim=1) for ks in keys])
-        static = feat.mean(dim=2)
-        if self.l2_norm:
-            static = F.normalize(static, p=2, dim=1, eps=self.eps)
-        return (feat, static) + tuple(
-            taps[s] if self.skip_time else taps[s].mean(dim=2)
-            for s in self.skips)
+        return self._outputs(feat, taps)
 
     def _cache_frames(self, load, frames: np.ndarray,
                       cache: FrameCache) -> None:
