@@ -4,8 +4,9 @@
 # the video level on the same test scenes written in the Ref-YouTube-VOS
 # layout: every frame of every expression segmented, J and F. The test
 # data, pipeline, loop and metric are the I3D tiny model's video-level
-# config; only the model changes, as in the training config. Generate the
-# data, then test:
+# config; only the model changes, as in the training config (restated
+# here: mmengine refuses a key, such as model, that two bases define).
+# Generate the data, then test:
 #   python tools/dataset_converters/generate_synthetic_a2d.py \
 #       data/synthetic_ytvos --layout ytvos --num-train 0
 #   python tools/test.py THIS_CONFIG CHECKPOINT [--out DIR]
