@@ -393,19 +393,20 @@ def segment_frames(model: torch.nn.Module,
     img_shape = tuple(int(x) for x in frames.shape[1:3])
     bar = ProgressBar(num_frames) if progress else None
 
-    def clips_of(cs) -> torch.Tensor:
-        # (B, L, h, w, 3) -> (B, 3, L, h, w), as PackReferSegInputs packs
-        clips = torch.from_numpy(frames[windows[cs]]).permute(
-            0, 4, 1, 2, 3).contiguous()
+    def normalised(stack: np.ndarray) -> torch.Tensor:
+        # (B, L, h, w, 3) uint8 -> (B, 3, L, h, w), as PackReferSegInputs
+        # packs, through the data preprocessor
+        clips = torch.from_numpy(stack).permute(0, 4, 1, 2, 3).contiguous()
         return model.data_preprocessor(
             dict(inputs=clips, data_samples=None))['inputs']
 
+    def clips_of(cs) -> torch.Tensor:
+        return normalised(frames[windows[cs]])
+
     def frames_of(ts: np.ndarray) -> torch.Tensor:
-        # (n, h, w, 3) -> (n, 3, 1, h, w): one-frame clips, normalised as
-        # the clips are (the data preprocessor works per pixel)
-        clips = torch.from_numpy(frames[ts]).permute(0, 3, 1, 2)[:, :, None]
-        return model.data_preprocessor(
-            dict(inputs=clips.contiguous(), data_samples=None))['inputs']
+        # one-frame clips (n, 3, 1, h, w), normalised as the clips are
+        # (the data preprocessor works per pixel)
+        return normalised(frames[ts][:, None])
 
     shared = share_frames and hasattr(model, 'frame_support') and \
         model.frame_support() is None
