@@ -31,6 +31,10 @@ MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 PYTHON=${PYTHON:-python}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+# glibc malloc settings that spare each CPU step its page faults
+# (tools/malloc_env.py says why; CMDYSEG_MALLOC_TUNABLES=0: none)
+GLIBC_TUNABLES="$("$PYTHON" "$ROOT/tools/malloc_env.py")"; export GLIBC_TUNABLES
+
 if [ "${PREFLIGHT:-1}" != 0 ]; then
     PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
     "$PYTHON" "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --check "$@"

@@ -33,6 +33,7 @@ checkpoints), see :func:`progress_line`.
 """
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -51,6 +52,17 @@ CONFIG = osp.join(
     'dcmdyconv-temporal-diff_r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 DATA_ROOT = osp.join('data', 'synthetic_a2d')
 YTVOS_ROOT = osp.join('data', 'synthetic_ytvos')
+
+
+def _child_environ(**extra):
+    """The environment of a step's process: this one's, with the glibc
+    malloc settings of tools/malloc_env.py (read at process start, so they
+    are set here for the children, as the dist_*.sh launchers do)."""
+    spec = importlib.util.spec_from_file_location(
+        '_cmdyseg_malloc_env', osp.join(REPO, 'tools', 'malloc_env.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.tuned_environ(dict(os.environ, **extra))
 
 
 _ANSI = re.compile(r'\x1b\[[0-9;]*m')
@@ -102,11 +114,11 @@ def run(cmd, log_path=None):
     print('+ ' + ' '.join(cmd), flush=True)
     start = time.time()
     if log_path is None:
-        subprocess.run(cmd, cwd=REPO, check=True)
+        subprocess.run(cmd, cwd=REPO, check=True, env=_child_environ())
         return time.time() - start
     # unbuffered: the child's lines arrive when they are written, not when
     # a pipe buffer fills
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    env = _child_environ(PYTHONUNBUFFERED='1')
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(
             cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -25,10 +25,13 @@ CONFIG = osp.join(
     'dcmdyconv-temporal_i3d-r18_1xb8-2e_synthetic-a2d-8x64x64.py')
 
 # A stand-in for python / srun: writes its arguments (one per line) and
-# PYTHONPATH to $RECORD, then exits 0.
+# PYTHONPATH to $RECORD, and GLIBC_TUNABLES to $RECORD.env, then exits 0;
+# tools/malloc_env.py it runs with the real interpreter ($REAL_PYTHON).
 _RECORDER = """#!/usr/bin/env bash
+case "$1" in */malloc_env.py) exec "$REAL_PYTHON" "$@" ;; esac
 printf '%s\\n' "$@" > "$RECORD"
 printf 'PYTHONPATH=%s\\n' "$PYTHONPATH" >> "$RECORD"
+printf '%s' "${GLIBC_TUNABLES-unset}" > "$RECORD.env"
 """
 
 
@@ -44,8 +47,9 @@ def _run_script(script, args, env_extra, record):
     env = {k: v for k, v in os.environ.items()
            if k not in ('NNODES', 'NODE_RANK', 'MASTER_ADDR', 'PORT', 'GPUS',
                         'GPUS_PER_NODE', 'CPUS_PER_TASK', 'SRUN_ARGS',
-                        'PYTHON', 'PYTHONPATH')}
-    env.update(env_extra, RECORD=record)
+                        'PYTHON', 'PYTHONPATH', 'GLIBC_TUNABLES',
+                        'CMDYSEG_MALLOC_TUNABLES')}
+    env.update(env_extra, RECORD=record, REAL_PYTHON=sys.executable)
     proc = subprocess.run(['bash', osp.join(TOOLS, script), *args],
                           env=env, capture_output=True, text=True,
                           timeout=60)
@@ -96,6 +100,36 @@ def test_dist_train_command(tmp_path):
         'pytorch', '--work-dir', 'w d', '--amp'
     ]
     assert pythonpath == f'PYTHONPATH={ROOT}:/x'
+
+
+def _tunables(record):
+    with open(record + '.env') as f:
+        return f.read()
+
+
+@pytest.mark.parametrize('script,args', [
+    ('dist_train.sh', ['cfg.py', '1']),
+    ('dist_test.sh', ['cfg.py', 'ckpt.pth', '1']),
+])
+def test_dist_scripts_set_malloc_tunables(tmp_path, script, args):
+    python = _recorder(str(tmp_path), 'python')
+    record = str(tmp_path / 'args.txt')
+    _run_script(script, args, dict(PYTHON=python), record)
+    assert _tunables(record) == (
+        'glibc.malloc.mmap_threshold=33554432:'
+        'glibc.malloc.trim_threshold=17179869184')
+    # the user's own settings stay, theirs win on a shared key
+    _run_script(script, args, dict(
+        PYTHON=python,
+        GLIBC_TUNABLES='glibc.malloc.trim_threshold=1:glibc.cpu.x86_ibt=0'),
+        record)
+    assert _tunables(record) == (
+        'glibc.malloc.trim_threshold=1:glibc.cpu.x86_ibt=0:'
+        'glibc.malloc.mmap_threshold=33554432')
+    # switched off: the user's value, here none (empty, which glibc ignores)
+    _run_script(script, args, dict(PYTHON=python,
+                                   CMDYSEG_MALLOC_TUNABLES='0'), record)
+    assert _tunables(record) == ''
 
 
 def test_dist_test_command_defaults(tmp_path):
