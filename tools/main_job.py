@@ -33,6 +33,7 @@ checkpoints), see :func:`progress_line`.
 """
 import argparse
 import csv
+import functools
 import importlib.util
 import json
 import os
@@ -54,15 +55,22 @@ DATA_ROOT = osp.join('data', 'synthetic_a2d')
 YTVOS_ROOT = osp.join('data', 'synthetic_ytvos')
 
 
-def _child_environ(**extra):
-    """The environment of a step's process: this one's, with the glibc
-    malloc settings of tools/malloc_env.py (read at process start, so they
-    are set here for the children, as the dist_*.sh launchers do)."""
+@functools.lru_cache(maxsize=None)
+def _malloc_env():
+    """tools/malloc_env.py, loaded once (a script beside this one, not a
+    package module)."""
     spec = importlib.util.spec_from_file_location(
         '_cmdyseg_malloc_env', osp.join(REPO, 'tools', 'malloc_env.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.tuned_environ(dict(os.environ, **extra))
+    return module
+
+
+def _child_environ(**extra):
+    """The environment of a step's process: this one's, with the glibc
+    malloc settings of tools/malloc_env.py (read at process start, so they
+    are set here for the children, as the dist_*.sh launchers do)."""
+    return _malloc_env().tuned_environ(dict(os.environ, **extra))
 
 
 _ANSI = re.compile(r'\x1b\[[0-9;]*m')
